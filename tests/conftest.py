@@ -16,3 +16,11 @@ def data_root():
             pytest.fail(msg)
         pytest.skip(msg)
     return Path(root)
+
+
+# Two pytest-xdist workers on a 2-core machine: one torch thread each, or they oversubscribe the cores
+# (and so do the subprocesses the tests start).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+    torch.set_num_threads(1)
