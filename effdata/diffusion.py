@@ -89,13 +89,13 @@ class DiffusionConfig:
                              f"{', '.join(f.name for f in dataclasses.fields(self))}")
         return dataclasses.replace(self, **changes)
 
-_SMALL = dict(dropout=0.0, norm_num_groups=8, lr=1e-3, warmup_steps=100, batch_size=128, ema_decay=0.999)
+_SMALL = dict(dropout=0.0, norm_num_groups=8, lr=2e-3, warmup_steps=100, batch_size=64, ema_decay=0.999)
 PRESETS: dict[str, DiffusionConfig] = {
     "cifar10_paper": DiffusionConfig("cifar10_paper", "cifar10"),
     "cifar10_small": DiffusionConfig("cifar10_small", "cifar10", 32, 3, block_out_channels=(16, 32, 64), layers_per_block=1,
-                                     attention_resolutions=(8,), train_steps=300, **{**_SMALL, "batch_size": 64}),
+                                     attention_resolutions=(8,), train_steps=1000, **{**_SMALL, "batch_size": 32}),
     "mnist_small": DiffusionConfig("mnist_small", "mnist", 28, 1, block_out_channels=(16, 32, 64), layers_per_block=1,
-                                   attention_resolutions=(7,), hflip=False, train_steps=600, **{**_SMALL, "batch_size": 64}),
+                                   attention_resolutions=(7,), hflip=False, train_steps=1000, **{**_SMALL, "batch_size": 32}),
     "digits_small": DiffusionConfig("digits_small", "digits", 8, 1, block_out_channels=(32, 64, 64), layers_per_block=1,
                                     attention_resolutions=(4, 2), hflip=False, train_steps=1500, **_SMALL),
 }
