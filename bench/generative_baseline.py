@@ -31,7 +31,7 @@ def feature_net(train, test, seed=0):
 
 def run(res, rows, settings=SETTINGS):
     from effdata.data import Selection, load_dataset
-    from effdata.diffusion import DDPMTrainer, get_config, sample
+    from effdata.diffusion import DDPMTrainer, count_params, get_config, make_unet, sample
     from effdata.metrics import generative_scores
     from effdata.selection import coreset, random_scores, select
     s = settings
@@ -66,7 +66,6 @@ def run(res, rows, settings=SETTINGS):
     real_fd = generative_scores(real, test.tensors()[0], enc)
     res["generative_baseline"] = out
     res["generative_settings"] = {**s, "feature_classifier_test_acc": clf_acc, "threads": torch.get_num_threads(),
-                                  "fd_train_vs_test_real": real_fd["fd"], "unet_params": sum(p.numel() for p in
-                                  __import__("effdata.diffusion", fromlist=["make_unet"]).make_unet(cfg).parameters())}
+                                  "fd_train_vs_test_real": real_fd["fd"], "unet_params": count_params(make_unet(cfg))}
     rows.append({"what": "reference: FD of real test vs real train digits", "ours s": "", "scikit-learn s": "",
                  "ours/sklearn": "", "note": f"FD {real_fd['fd']:.2f} (feature net test acc {clf_acc:.1%})"})

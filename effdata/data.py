@@ -336,7 +336,6 @@ class Selection:
             with np.load(path, allow_pickle=False) as z:
                 return cls(z["indices"], int(z["n"]), z["weights"] if "weights" in z.files else None, json.loads(str(z["info"])))
         except (KeyError, ValueError, OSError) as e:
-            if isinstance(e, (IndexError,)) : raise
             raise ValueError(f"{path} is not a selection file written by Selection.save ({e})") from e
 
     def __repr__(self):
