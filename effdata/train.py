@@ -22,7 +22,7 @@ from .core import Run, get_device, seed_everything
 from .data import Batch, ImageDataset, Loader, Selection
 
 # %% auto #0
-__all__ = ['DeferredInterrupt', 'make_optimizer', 'make_schedule', 'Trainer', 'ClassifierTrainer']
+__all__ = ['DeferredInterrupt', 'make_optimizer', 'make_schedule', 'Trainer', 'check_classifier', 'ClassifierTrainer']
 
 # %% ../nbs/03_train.ipynb #9b7ab6c5
 class DeferredInterrupt:
@@ -80,7 +80,8 @@ class Trainer:
         self.log_every, self.progress = log_every, progress
         self.loader = Loader(self.data, batch_size, sampler=sampler, seed=seed, device=self.device,
                              transform="dataset" if augment else None)
-        self.total_steps = epochs * len(self.loader)
+        self.epoch_steps = list(self.epoch_lengths())
+        self.total_steps = sum(self.epoch_steps)
         self.ckpt_every = ckpt_every or len(self.loader)
         self.config = dict(trainer=type(self).__name__, model=type(model).__name__, dataset=data.name, split=data.split,
                            n_data=len(data), n_train=len(self.data), epochs=epochs, batch_size=batch_size,
@@ -110,6 +111,19 @@ class Trainer:
     def on_epoch_start(self, epoch: int): pass
     def on_epoch_end(self, epoch: int) -> dict: return {}
     def after_step(self): pass
+    def epoch_lengths(self) -> list[int]:
+        "Steps in each epoch (a trainer that changes its data between epochs, e.g. dynamic pruning, overrides this)."
+        return [len(self.loader)] * self.epochs
+    def epoch_loader(self, epoch: int) -> Loader:
+        "The loader of `epoch` (called after `on_epoch_start`); by default the same every epoch."
+        return self.loader
+
+    def position(self, step: int) -> tuple[int, int]:
+        "(epoch, batch within the epoch) of global step `step`."
+        for epoch, n in enumerate(self.epoch_steps):
+            if step < n: return epoch, step
+            step -= n
+        return len(self.epoch_steps), 0
 
     # --- the loop ------------------------------------------------------------------------------
     def training_step(self, batch: Batch) -> dict:
@@ -130,20 +144,21 @@ class Trainer:
 
     def fit(self, max_steps: int | None = None) -> "Trainer":
         "Train to the end (or until global step `max_steps`), checkpointing on the way; returns self."
-        n = len(self.loader); stop = min(self.total_steps, max_steps or self.total_steps)
+        stop = min(self.total_steps, max_steps or self.total_steps)
         bar = tqdm(total=stop, initial=self.step, desc=type(self).__name__, disable=not self.progress, leave=False)
         t0 = time.perf_counter()
         with DeferredInterrupt() as intr:
             while self.step < stop:
-                epoch, start = divmod(self.step, n)
+                epoch, start = self.position(self.step)
                 if start == 0: self.on_epoch_start(epoch)
-                for batch in self.loader.epoch(epoch, start):
+                end = self.step - start + self.epoch_steps[epoch]
+                for batch in self.epoch_loader(epoch).epoch(epoch, start):
                     logs = self.training_step(batch); self.step += 1
                     self.history.append(logs["loss"]); bar.update(1)
                     if self.run is not None and (self.step % self.log_every == 0 or self.step == stop):
                         self.run.log(step=self.step, epoch=epoch, lr=self.scheduler.get_last_lr()[0],
                                      seconds=time.perf_counter() - t0, **logs)
-                    if self.step % n == 0:
+                    if self.step == end:
                         ev = self.on_epoch_end(epoch)
                         if ev and self.run is not None: self.run.log(step=self.step, epoch=epoch, **ev)
                         bar.set_postfix(loss=f"{logs['loss']:.4f}", **{k: f"{v:.4g}" for k, v in ev.items()})
@@ -157,15 +172,24 @@ class Trainer:
         return self
 
 # %% ../nbs/03_train.ipynb #16861ef8
+@torch.no_grad()
+def check_classifier(model: nn.Module, data: ImageDataset) -> None:
+    "Raise a clear error unless `model` maps a batch of `data` to logits over `data.num_classes` classes."
+    device = next(model.parameters()).device
+    was = model.training; model.eval()
+    try: out = model(data.images[:2].float().div(255).to(device))
+    finally: model.train(was)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != data.num_classes:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model returns {shape} for a batch of 2, but {data.name} has {data.num_classes} "
+                         f"classes: build it with num_classes={data.num_classes} (it must return logits)")
+
 class ClassifierTrainer(Trainer):
     "Train a classifier with (weighted) cross-entropy; `eval_data` is scored after each epoch."
     def __init__(self, model, data, *, eval_data: ImageDataset | None = None, label_smoothing: float = 0.0, **kw):
         super().__init__(model, data, label_smoothing=label_smoothing, **kw)
         self.eval_data, self.label_smoothing = eval_data, label_smoothing
-        out = model.to(self.device).eval()(self.data.images[:2].float().div(255).to(self.device))
-        if out.ndim != 2 or out.shape[1] != data.num_classes:
-            raise ValueError(f"the model returns shape {tuple(out.shape)} for a batch of 2, but {data.name} has "
-                             f"{data.num_classes} classes: build it with num_classes={data.num_classes}")
+        check_classifier(self.model, data)
     def loss(self, batch):
         logits = self.model(batch.x)
         losses = F.cross_entropy(logits, batch.y, reduction="none", label_smoothing=self.label_smoothing)
