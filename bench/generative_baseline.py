@@ -31,7 +31,8 @@ def feature_net(train, test, seed=0):
 
 def run(res, rows, settings=SETTINGS):
     from effdata.data import Selection, load_dataset
-    from effdata.diffusion import DDPMTrainer, count_params, get_config, make_unet, sample
+    from effdata.diffusion import DDPMTrainer, get_config, make_unet, sample
+    from effdata.models import count_params
     from effdata.metrics import generative_scores
     from effdata.selection import coreset, random_scores, select
     s = settings

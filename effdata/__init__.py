@@ -6,7 +6,8 @@ __version__ = "0.1.0"
 
 import importlib as _importlib
 
-_SUBMODULES = ("core", "data", "models", "train", "metrics", "features", "viz", "selection", "diffusion", "reweighting", "cli")
+_SUBMODULES = ("core", "data", "models", "train", "metrics", "features", "viz", "selection", "diffusion", "reweighting",
+               "attacks", "at", "mpt", "red", "cli")
 
 def __getattr__(name):
     if name in _SUBMODULES:

@@ -19,7 +19,8 @@ from .attacks import CW, FGSM, PGD, Attack, AutoAttack, TradesKL, eval_mode, rob
 from .core import Run, check_fraction, read_json
 from .data import Batch, ImageDataset, Loader, Selection
 from .selection import _quota, el2n_scores
-from .train import Trainer, check_classifier
+from .models import check_classifier
+from .train import Trainer
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'OUTLIER', 'ROBUST', 'BOUNDARY', 'STRATEGIES', 'Objective', 'PGDAT', 'FastAT', 'TRADES', 'MART',
@@ -153,14 +154,15 @@ def logit_grads(objective: Objective, z_clean, z_adv, y) -> tuple[torch.Tensor |
 def _outer(gz, h): return (gz[:, :, None] * torch.cat([h, torch.ones_like(h[:, :1])], 1)[:, None, :]).flatten(1)
 
 def last_layer_grads(objective: Objective, model: nn.Module, data: ImageDataset, *, attack: Attack | None = None,
-                     batch_size: int = 256) -> dict:
+                     batch_size: int = 256, seed: int | None = None) -> dict:
     """Per-example last-layer gradients of the adversarial loss over `data` (examples made by `attack`, by
-    default the objective's cheap attack). Returns `grads` (N, K*(d+1)), the features and logits of both views
-    (for re-evaluating the loss at other last-layer weights), `loss` and `labels`."""
+    default the objective's cheap attack; `seed` fixes its random starts). Returns `grads` (N, K*(d+1)), the
+    layer inputs of both views (to re-evaluate the loss at other last-layer weights), `loss` and `labels`."""
     device = next(model.parameters()).device
     attack = attack or objective.cheap_attack()
     out = {k: [] for k in ("grads", "h_clean", "h_adv", "loss", "labels")}
-    for b in Loader(data, batch_size, sampler="sequential", transform=None, device=device):
+    for i, b in enumerate(Loader(data, batch_size, sampler="sequential", transform=None, device=device)):
+        if seed is not None: attack.seed = seed * 100_003 + i
         xa = attack(model, b.x, b.y)
         ha, za = layer_inputs(model, xa)
         hc, zc = layer_inputs(model, b.x) if objective.needs_clean else (None, None)
@@ -207,6 +209,11 @@ class SubsetStrategy:
 
 def _rng(trainer, round): return np.random.default_rng([trainer.seed, 7919, round])
 
+def _grads(trainer, data, round) -> dict:
+    "Last-layer gradients over `data` for a selection round, with seeded attack starts (reproducible selections)."
+    return last_layer_grads(trainer.objective, trainer.model, data, batch_size=trainer.select_batch_size,
+                            seed=trainer.seed * 1009 + round)
+
 def _budget(labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
     counts = np.bincount(labels, minlength=num_classes)
     present = counts > 0
@@ -248,7 +255,7 @@ class StaticScore(SubsetStrategy):
             p = F.softmax(predict(trainer.model, trainer.pool, device=trainer.device).double(), 1)
             s = el2n_scores(p.numpy(), y)
         else:
-            s = last_layer_grads(trainer.objective, trainer.model, trainer.pool, batch_size=trainer.select_batch_size)["loss"].numpy()
+            s = _grads(trainer, trainer.pool, round)["loss"].numpy()
         q = _budget(y, k, trainer.pool.num_classes)
         kept = np.concatenate([np.flatnonzero(y == c)[np.argsort(-s[y == c], kind="stable")[:q[c]]] for c in range(len(q)) if q[c]])
         self._kept = np.sort(kept)
@@ -264,8 +271,8 @@ class AdvGradMatch(SubsetStrategy):
         self.per, self.lam, self.valid, self.needs_validation = per, lam, valid, valid
     def select(self, trainer, k, round):
         rng, y = _rng(trainer, round), trainer.pool.targets.numpy()
-        G = last_layer_grads(trainer.objective, trainer.model, trainer.pool, batch_size=trainer.select_batch_size)["grads"]
-        V = last_layer_grads(trainer.objective, trainer.model, trainer.val, batch_size=trainer.select_batch_size) if self.valid else None
+        G = _grads(trainer, trainer.pool, round)["grads"]
+        V = _grads(trainer, trainer.val, round) if self.valid else None
         if self.per == "class":
             q = _budget(y, k, trainer.pool.num_classes); idx, w = [], []
             for c in range(len(q)):
@@ -310,8 +317,8 @@ class AdvGlister(SubsetStrategy):
     def select(self, trainer, k, round):
         y = trainer.pool.targets.numpy(); K = trainer.pool.num_classes
         eta = self.eta if self.eta is not None else trainer.optimizer.param_groups[0]["lr"]
-        P = last_layer_grads(trainer.objective, trainer.model, trainer.pool, batch_size=trainer.select_batch_size)
-        V = last_layer_grads(trainer.objective, trainer.model, trainer.val, batch_size=trainer.select_batch_size)
+        P = _grads(trainer, trainer.pool, round)
+        V = _grads(trainer, trainer.val, round)
         head = last_linear(trainer.model)
         bias = head.bias if head.bias is not None else torch.zeros(head.out_features)
         W0 = torch.cat([head.weight.detach(), bias.detach()[:, None]], 1).double().cpu()
@@ -409,15 +416,15 @@ class ATTrainer(Trainer):
         self.every, self.eval_data, self.eval_every, self.eval_limit = every, eval_data, eval_every, eval_limit
         self.select_batch_size = select_batch_size
         self.current: Selection | None = None
-        self.seconds_select = self.seconds_eval = self.seconds = 0.0
-        self.rounds, self.curve, self._sub_loader, self._t0 = [], [], None, None
+        self.seconds_select = self.seconds_eval = self.seconds = self.cpu_seconds = self.cpu_select = 0.0
+        self.rounds, self.curve, self._sub_loader, self._t0, self._c0 = [], [], None, None, None
         kw.setdefault("augment", True)
         super().__init__(model, self.pool, objective=self.objective.name, eps=self.objective.eps,
                          alpha=self.objective.alpha, steps=self.objective.steps, beta=self.objective.beta,
                          bullettrain=repr(self.bullettrain) if self.bullettrain else None,
                          subset=repr(self.strategy) if self.strategy else None, fraction=self.fraction, every=every,
                          warm=self.warm, k=self.k, n_val=len(self.val) if self.val is not None else 0, **kw)
-        check_classifier(self.model, data)
+        check_classifier(self.model, data.num_classes, data.shape, data.name)
 
     # --- the schedule: full pool while warm, then k examples per epoch -------------------------------
     def pruned(self, epoch: int) -> bool: return self.strategy is not None and epoch >= self.warm
@@ -438,13 +445,13 @@ class ATTrainer(Trainer):
     def on_epoch_start(self, epoch):
         if not self.pruned(epoch) or (epoch - self.warm) % self.every: return
         rnd = (epoch - self.warm) // self.every
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         idx, w = self.strategy.select(self, self.k, rnd)
         idx, w = np.asarray(idx, dtype=np.int64), np.asarray(w, dtype=np.float64)
         if len(idx) != self.k or len(np.unique(idx)) != len(idx):
             raise RuntimeError(f"{self.strategy!r} returned {len(idx)} indices ({len(np.unique(idx))} distinct) for k={self.k}")
         w = w / w.mean()
-        dt = time.perf_counter() - t0; self.seconds_select += dt
+        dt = time.perf_counter() - t0; self.seconds_select += dt; self.cpu_select += time.process_time() - c0
         self.current = Selection(np.sort(idx), len(self.pool), w[np.argsort(idx)],
                                  info=dict(strategy=self.strategy.name, round=rnd, epoch=epoch, seconds=dt, fraction=self.fraction))
         self._sub_loader = self._make_loader(self.current)
@@ -466,25 +473,31 @@ class ATTrainer(Trainer):
     def train_seconds(self) -> float:
         "Wall-clock training time so far, selection included, evaluation excluded."
         return self.seconds + (time.perf_counter() - self._t0 if self._t0 else 0.0)
+    def train_cpu_seconds(self) -> float:
+        """CPU time of this process spent training so far (selection included, evaluation excluded): unlike
+        wall-clock, it does not grow when other programs share the machine."""
+        return self.cpu_seconds + (time.process_time() - self._c0 if self._c0 else 0.0)
 
     def on_epoch_end(self, epoch):
         if self.eval_data is None or ((epoch + 1) % self.eval_every and epoch + 1 != self.epochs): return {}
-        secs = self.train_seconds(); t0 = time.perf_counter()
+        secs = self.train_seconds(); t0, c0 = time.perf_counter(), time.process_time()
         ev = evaluate_robustness(self.model, self.eval_data, eps=self.objective.eps, limit=self.eval_limit)
         dt = time.perf_counter() - t0; self.seconds_eval += dt
-        if self._t0: self._t0 += dt        # evaluation does not count as training time
+        if self._t0: self._t0 += dt; self._c0 += time.process_time() - c0   # evaluation is not training time
         ev = {"eval_" + k: v for k, v in ev.items()}
         self.curve.append(dict(epoch=epoch + 1, step=self.step, seconds=secs, **ev))
         return {**ev, "train_seconds": secs}
 
     def fit(self, max_steps=None):
-        self._t0 = time.perf_counter()
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
         try: return super().fit(max_steps)
         finally:
-            if self._t0: self.seconds += time.perf_counter() - self._t0; self._t0 = None
+            self.seconds, self.cpu_seconds = self.train_seconds(), self.train_cpu_seconds()
+            self._t0 = self._c0 = None
 
     def extra_state(self):
         st = {"seconds": self.train_seconds(), "seconds_select": self.seconds_select, "seconds_eval": self.seconds_eval,
+              "cpu_seconds": self.train_cpu_seconds(), "cpu_select": self.cpu_select,
               "rounds": [dict(r) for r in self.rounds], "curve": [dict(c) for c in self.curve]}
         if self.current is not None:
             st.update(sel_indices=torch.as_tensor(self.current.indices), sel_weights=torch.as_tensor(self.current.weights),
@@ -494,6 +507,7 @@ class ATTrainer(Trainer):
         return st
     def load_extra_state(self, st):
         self.seconds, self.seconds_select, self.seconds_eval = st["seconds"], st["seconds_select"], st["seconds_eval"]
+        self.cpu_seconds, self.cpu_select = st["cpu_seconds"], st["cpu_select"]
         self.rounds, self.curve = list(st["rounds"]), list(st["curve"])
         if "sel_indices" in st:
             self.current = Selection(st["sel_indices"].numpy(), len(self.pool), st["sel_weights"].numpy(), info=st["sel_info"])
@@ -505,7 +519,8 @@ class ATTrainer(Trainer):
         ev = evaluate_robustness(self.model, self.eval_data, eps=self.objective.eps, **eval_kw) if self.eval_data is not None else {}
         return {"objective": self.objective.name, "subset": self.strategy.name if self.strategy else "full",
                 "fraction": self.fraction, "bullettrain": self.bullettrain is not None, "k": self.k,
-                "seconds": self.train_seconds(), "seconds_select": self.seconds_select, **ev}
+                "seconds": self.train_seconds(), "seconds_select": self.seconds_select,
+                "cpu_seconds": self.train_cpu_seconds(), "cpu_select": self.cpu_select, **ev}
 
 # %% ../nbs/21_at.ipynb #7d207166
 def read_run_curves(run_dir) -> list[dict]:

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['cmd_info', 'cmd_data', 'cmd_eval', 'cmd_train', 'cmd_select', 'cmd_diffusion', 'cmd_reweight', 'parser', 'main']
+__all__ = ['cmd_info', 'cmd_data', 'cmd_eval', 'cmd_train', 'cmd_select', 'cmd_diffusion', 'cmd_reweight', 'cmd_at', 'cmd_mpt',
+           'cmd_red', 'parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #532c0087
 def _table(rows: list[dict]) -> str:
@@ -159,6 +160,172 @@ def cmd_reweight(args):
     return cw
 
 # %% ../nbs/90_cli.ipynb #82eb8cf6
+def _eps(s: str) -> float:
+    "A budget as a number or a fraction such as '8/255'."
+    try:
+        if "/" in s: a, b = s.split("/"); return float(a) / float(b)
+        return float(s)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{s!r} is not a budget: pass a number such as 0.3 or a fraction such as 8/255")
+
+def cmd_at(args):
+    "Adversarial training (PGD-AT, TRADES, MART, fast AT), optionally on a pruned subset and with BulletTrain; evaluates clean/PGD-20 (and AutoAttack)."
+    from effdata.at import ATTrainer, evaluate_robustness
+    from effdata.core import seed_everything
+    from effdata.data import load_dataset, train_transform
+    ds = load_dataset(args.dataset, "train", root=args.root, transform=train_transform(args.dataset) if args.augment else None)
+    if args.n: ds = ds.subset(range(min(args.n, len(ds))))
+    test = load_dataset(args.dataset, "test", root=args.root)
+    seed_everything(args.seed)
+    tr = ATTrainer(_build(args.model, ds), ds, objective=args.objective, eps=args.eps, alpha=args.alpha, steps=args.steps,
+                   bullettrain=args.bullettrain, subset=args.subset, fraction=args.fraction, every=args.every, warm=args.warm,
+                   eval_data=test, eval_every=args.eval_every, eval_limit=args.eval_limit, epochs=args.epochs,
+                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, run=args.run,
+                   resume=args.resume, progress=not args.quiet, augment=args.augment)
+    tr.fit()
+    ev = evaluate_robustness(tr.model, test, eps=tr.objective.eps, limit=args.eval_limit)
+    if args.autoattack:
+        from effdata.attacks import AutoAttack, robust_accuracy
+        ev["aa_acc"] = robust_accuracy(tr.model, test, AutoAttack(tr.objective.eps), limit=args.autoattack)
+    row = {"dataset": ds.name, "model": args.model, "objective": tr.objective.name, "subset": args.subset or "full",
+           "fraction": args.fraction, "BulletTrain": args.bullettrain, "clean": f"{ev['clean_acc']:.2%}",
+           "PGD-20": f"{ev['pgd20_acc']:.2%}"}
+    if "aa_acc" in ev: row["AutoAttack"] = f"{ev['aa_acc']:.2%}"
+    row.update({"train s": f"{tr.train_seconds():.1f}", "selection s": f"{tr.seconds_select:.1f}", "run": args.run})
+    print(_table([row]))
+    return ev
+
+def cmd_mpt(args):
+    "Train a biprop (multi-prize lottery ticket) network in a run folder; report per-layer kept fractions; export packed."
+    import torch
+    from effdata.data import load_dataset
+    from effdata.mpt import PackedNet, export_packed, train_mpt
+    train = load_dataset(args.dataset, "train", root=args.root)
+    test = load_dataset(args.dataset, "test", root=args.root)
+    overrides = {k: v for k, v in dict(mode="global" if args.global_threshold else args.mode, refresh_every=args.refresh_every,
+                                       schedule=args.schedule, mask_method=args.mask_method).items() if v is not None}
+    if args.no_early_stop: overrides["stop_tol"] = None
+    model, row = train_mpt(args.model, train, test, kept=args.kept, variant=args.variant, activations=args.activations,
+                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, width=args.width,
+                           run=args.run, resume=args.resume, progress=not args.quiet, eval_data=test, device=args.device,
+                           **overrides)
+    print(_table([{"dataset": train.name, "model": args.model, "activations": args.activations, "variant": args.variant,
+                   "kept": f"{row['layer_kept']['total']:.4f}", "test accuracy": f"{row['accuracy']:.2%}",
+                   "steps": row["steps"], "stopped early": row["stopped_early"], "seconds": f"{row['seconds']:.1f}",
+                   "run": args.run or "-"}]))
+    print()
+    print(_table([{"layer": n, "kept": f"{v:.4f}"} for n, v in row["layer_kept"].items()]))
+    if args.packed:
+        model = model.cpu().eval()
+        info = export_packed(model, args.packed)
+        out = {"packed file": args.packed, "weights": info["weights"], "dense fp32 bytes": info["dense_fp32_bytes"],
+               "packed bytes": info["packed_bytes"], "compression": f"{info['compression']:.1f}x"}
+        if args.activations == "binary":
+            x, y = test.tensors()
+            pk = PackedNet.load(args.packed, model)
+            t0 = time.perf_counter(); logits = pk(x); dt = time.perf_counter() - t0
+            with torch.no_grad(): ref = model(x)
+            out.update({"packed accuracy": f"{(logits.argmax(1) == y).float().mean().item():.2%}",
+                        "bit-exact vs float": bool(torch.equal(logits, ref)), "packed seconds (test set)": f"{dt:.2f}"})
+        print(); print(_table([out]))
+    return row
+
+
+# the zoo classifier used as victim and as alignment classifier, and the attack budget, per dataset
+_RED_DEFAULTS = {"cifar10": dict(classifier="cifar10_cnn", eps=8 / 255, alpha=2 / 255, cw_alpha=1 / 255),
+                 "mnist": dict(classifier="mnist_lenet5", eps=0.3, alpha=0.03, cw_alpha=0.03)}
+
+
+def _red_attacks(names, eps, alpha, cw_alpha, steps, seed):
+    "Attack objects for names: fgsm, pgd, cw get the dataset's step sizes; any other name goes through get_attack(eps=)."
+    from effdata.attacks import CW, FGSM, PGD, get_attack
+    out = {}
+    for n in names:
+        key = n.lower().replace("-", "_")
+        if key == "fgsm": out[n] = FGSM(eps)
+        elif key == "pgd": out[n] = PGD(eps, alpha, steps, seed=seed)
+        elif key == "cw": out[n] = CW(eps, cw_alpha, 2 * steps, seed=seed)
+        elif key in ("autoattack", "apgd_ce", "apgd"):
+            from effdata.attacks import AutoAttack
+            out[n] = AutoAttack(eps, attacks=["apgd-ce"], seed=seed)
+        else:
+            try: out[n] = get_attack(key, eps=eps)
+            except ValueError as e: raise ValueError(f"--attacks: {e}") from None
+    return out
+
+
+def cmd_red(args):
+    "Reverse engineering of deceptions: build adversarial pairs, train a DnCNN (DO / DS / CDD-RED), evaluate."
+    from effdata.data import load_dataset
+    from effdata.red import (AdvPairs, DnCNN, REDExplorer, REDTrainer, build_pairs, evaluate_red, load_denoiser,
+                             load_victim, summarize)
+    from effdata.core import seed_everything
+    d = _RED_DEFAULTS.get(args.dataset)
+    if d is None: raise ValueError(f"--dataset {args.dataset!r}: effdata red knows {', '.join(_RED_DEFAULTS)}")
+    clf_name = args.classifier or d["classifier"]
+    if args.action == "build-data":
+        ds = load_dataset(args.dataset, args.split, root=args.root)
+        victims = args.victims or [clf_name]
+        eps = args.eps if args.eps is not None else d["eps"]
+        scale = eps / d["eps"]
+        atks = _red_attacks(args.attacks, eps, d["alpha"] * scale, d["cw_alpha"] * scale, args.steps, args.seed)
+        t0 = time.perf_counter()
+        pairs = build_pairs(ds, victims, atks, limit=args.limit, seed=args.seed, cache=args.cache, root=args.root,
+                            device=args.device, progress=not args.quiet)
+        out = pairs.save(args.out)
+        print(_table([{"attack": a, "victim": v, "pairs": len(pairs.cell(a, v)),
+                       "max |delta|": f"{pairs.cell(a, v).delta.abs().max():.4f}"} for a, v in pairs.cells()]))
+        print(f"\n{len(pairs)} pairs of {ds.name} ({args.split}) in {time.perf_counter() - t0:.1f} s -> {out}")
+        return pairs
+    if not args.pairs: raise ValueError(f"effdata red {args.action} needs --pairs (a file written by `effdata red build-data`)")
+    pairs = AdvPairs.load(args.pairs)
+    clf = load_victim(clf_name, root=args.root)
+    if args.action == "train":
+        seed_everything(args.seed)
+        den = DnCNN(pairs.shape[0], args.depth, args.width)
+        t0 = time.perf_counter()
+        tr = REDTrainer(den, pairs, clf, setting=args.setting, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        seed=args.seed, device=args.device, run=args.run, resume=args.resume, progress=not args.quiet,
+                        classifier_name=clf_name).fit()
+        n = max(1, len(tr.history) // 10)
+        print(_table([{"setting": args.setting, "pairs": len(pairs), "denoiser": f"DnCNN {args.depth}x{args.width}",
+                       "steps": tr.step, "final loss": f"{sum(tr.history[-n:]) / n:.4f}" if tr.history else "-",
+                       "seconds": f"{time.perf_counter() - t0:.1f}", "run": args.run}]))
+        return tr
+    # evaluate
+    if not args.runs: raise ValueError("effdata red evaluate needs --runs (one or more run folders of `effdata red train`)")
+    dens = {}
+    for r in args.runs:
+        from effdata.core import read_json
+        cfg = read_json(Path(r) / "config.json").get("red", {}) if (Path(r) / "config.json").exists() else {}
+        name = cfg.get("setting", Path(r).name)
+        if name in dens: name = f"{name} ({Path(r).name})"
+        dens[name] = load_denoiser(r, device=args.device)
+    rows = evaluate_red(dens, pairs, clf, k=args.k, ig_steps=args.ig_steps, attr_limit=args.attr_limit,
+                        progress=not args.quiet)
+    cols = ("setting", "attack", "victim", "psnr", "ssim", "psnr_delta", "ssim_delta", "pa_benign", "pa_adv", "iou_gradcam", "iou_ig")
+    fmt = lambda r: {k: (f"{r[k]:.3f}" if isinstance(r.get(k), float) else r.get(k, "")) for k in cols}
+    print(_table([fmt(r) for r in rows]))
+    print("\nmean over cells:\n")
+    print(_table([fmt({**m, "attack": f"{m['cells']} cells", "victim": ""}) for m in summarize(rows)]))
+    if args.figures:
+        import json
+        import plotly.graph_objects as go
+        out = Path(args.figures); out.mkdir(parents=True, exist_ok=True)
+        (out / "red_metrics.json").write_text(json.dumps(rows, indent=1, default=float))
+        means = summarize(rows)
+        metrics = ("pa_benign", "pa_adv", "iou_gradcam", "iou_ig", "ssim")
+        bar = go.Figure([go.Bar(name=m["setting"], x=list(metrics), y=[m[k] for k in metrics]) for m in means])
+        bar.update_layout(barmode="group", title="RED: mean over (attack, victim) cells", yaxis_range=[0, 1])
+        bar.write_html(out / "red_metrics.html", include_plotlyjs=True)
+        ex = REDExplorer(pairs, clf, dens, k=args.k, ig_steps=args.ig_steps)
+        for i, (a, v) in enumerate(ex.cells):
+            ex.attack.value = i
+            ex.figure().write_html(out / f"red_explorer_{a}_{v}.html", include_plotlyjs=True)
+        print(f"\nfigures and metrics -> {out}")
+    return rows
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="effdata", description="effdata: efficient data use in deep learning")
     p.add_argument("--root", default=None, help="data root (default: $EFFDATA_DATA, else ~/.cache/effdata)")
@@ -206,6 +373,73 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--smoothing", type=float, default=1e-3); r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default=None); r.add_argument("--run", default=None, help="run folder for the proxy (resumable)")
     r.add_argument("--out", default="class_weights.json"); r.add_argument("--quiet", action="store_true")
+    a = sub.add_parser("at", help=cmd_at.__doc__); a.set_defaults(fn=cmd_at)
+    a.add_argument("--dataset", default="cifar10"); a.add_argument("--model", default="small_cnn", choices=_ARCHS)
+    a.add_argument("--n", type=int, default=None, help="use the first N training images")
+    a.add_argument("--objective", default="pgd", choices=["pgd", "trades", "mart", "fast"])
+    a.add_argument("--eps", type=_eps, default=8/255, help="L-inf budget, e.g. 8/255 or 0.3")
+    a.add_argument("--alpha", type=_eps, default=None, help="attack step (default: the objective's)")
+    a.add_argument("--steps", type=int, default=None, help="attack steps (default: the objective's)")
+    a.add_argument("--subset", default=None, choices=["random", "el2n", "loss", "gradmatch", "gradmatch_pb", "glister"],
+                   help="data pruning strategy (default: full data)")
+    a.add_argument("--fraction", type=float, default=1.0, help="kept share of the training data, in (0, 1]")
+    a.add_argument("--every", type=int, default=20, help="re-select every R epochs"); a.add_argument("--warm", type=int, default=None)
+    a.add_argument("--bullettrain", action="store_true", help="per-example attack budgets (BulletTrain)")
+    a.add_argument("--epochs", type=int, default=10); a.add_argument("--batch-size", type=int, default=128)
+    a.add_argument("--lr", type=float, default=0.05); a.add_argument("--no-augment", dest="augment", action="store_false")
+    a.add_argument("--eval-every", type=int, default=1); a.add_argument("--eval-limit", type=int, default=500)
+    a.add_argument("--autoattack", type=int, default=0, help="also AutoAttack (standard) on this many test images")
+    a.add_argument("--seed", type=int, default=0); a.add_argument("--device", default=None)
+    a.add_argument("--run", default="runs/at"); a.add_argument("--resume", action="store_true"); a.add_argument("--quiet", action="store_true")
+    m = sub.add_parser("mpt", help=cmd_mpt.__doc__, description=cmd_mpt.__doc__); m.set_defaults(fn=cmd_mpt)
+    m.add_argument("--dataset", default="digits"); m.add_argument("--model", default="mlp", choices=["mlp", "conv2", "conv4", "conv6", "conv8", "vgg_small", "resnet18"])
+    m.add_argument("--kept", type=float, default=0.1, help="fraction of weights kept, in (0, 1] (not a percentage)")
+    m.add_argument("--variant", default="improved", choices=["baseline", "improved"],
+                   help="baseline: biprop as published; improved: global threshold, cubic schedule, fast masks, early stop")
+    m.add_argument("--activations", default="real", choices=["real", "binary"], help="real: MPT-1/32; binary: MPT-1/1")
+    m.add_argument("--global", dest="global_threshold", action="store_true", help="one threshold over all layers (mode=global)")
+    m.add_argument("--mode", default=None, choices=["layer", "global"], help="override the variant's threshold mode")
+    m.add_argument("--schedule", default=None, choices=["none", "cubic"], help="override the variant's kept schedule")
+    m.add_argument("--refresh-every", type=int, default=None, help="recompute masks every N steps (override)")
+    m.add_argument("--mask-method", default=None, choices=["kthvalue", "topk", "sort"], help="override how the top-k is found")
+    m.add_argument("--no-early-stop", action="store_true", help="train all epochs even when the mask stops changing")
+    m.add_argument("--width", type=float, default=1.0, help="channel multiplier of conv models")
+    m.add_argument("--epochs", type=int, default=10); m.add_argument("--batch-size", type=int, default=64)
+    m.add_argument("--lr", type=float, default=0.1); m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--device", default=None)
+    m.add_argument("--run", default=None, help="run folder (config, metrics.jsonl, checkpoints); needed for --resume")
+    m.add_argument("--resume", action="store_true", help="continue the run in --run from its newest checkpoint")
+    m.add_argument("--packed", default=None, help="write the trained network in packed form (safetensors) to this file")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = sub.add_parser("red", help=cmd_red.__doc__); r.set_defaults(fn=cmd_red)
+    r.add_argument("action", choices=["build-data", "train", "evaluate"])
+    r.add_argument("--dataset", default="cifar10", help="cifar10 or mnist (sets the default classifier and budget)")
+    r.add_argument("--classifier", default=None, help="zoo classifier for alignment and as default victim "
+                                                      "(default: cifar10_cnn / mnist_lenet5)")
+    r.add_argument("--seed", type=int, default=0); r.add_argument("--device", default=None)
+    r.add_argument("--quiet", action="store_true")
+    g = r.add_argument_group("build-data")
+    g.add_argument("--split", default="train", choices=["train", "test"])
+    g.add_argument("--attacks", nargs="+", default=["fgsm", "pgd", "cw"], help="fgsm, pgd, cw, autoattack, or any get_attack name")
+    g.add_argument("--victims", nargs="+", default=None, help="zoo names of the attacked classifiers (default: --classifier)")
+    g.add_argument("--eps", type=float, default=None, help="L-inf budget (default 8/255 for cifar10, 0.3 for mnist)")
+    g.add_argument("--steps", type=int, default=10, help="PGD steps (CW gets twice as many)")
+    g.add_argument("--limit", type=int, default=1000, help="images of the split to attack")
+    g.add_argument("--cache", default=None, help="folder to cache pairs in (keyed by a hash of the configuration)")
+    g.add_argument("--out", default="red_pairs.safetensors", help="where to write the pairs")
+    g = r.add_argument_group("train")
+    g.add_argument("--pairs", default=None, help="pairs file from build-data (train and evaluate)")
+    g.add_argument("--setting", default="CDD-RED", choices=["DO", "DS", "CDD-RED"])
+    g.add_argument("--depth", type=int, default=17); g.add_argument("--width", type=int, default=64)
+    g.add_argument("--epochs", type=int, default=5); g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--run", default="runs/red", help="run folder (config, metrics.jsonl, checkpoints)")
+    g.add_argument("--resume", action="store_true")
+    g = r.add_argument_group("evaluate")
+    g.add_argument("--runs", nargs="+", default=None, help="run folders of trained denoisers")
+    g.add_argument("--k", type=float, default=0.1, help="top share of pixels for attribution IoU (0.1 = top 10 %%)")
+    g.add_argument("--ig-steps", type=int, default=16); g.add_argument("--attr-limit", type=int, default=64)
+    g.add_argument("--figures", default=None, help="folder for a metrics bar chart, explorer views and the metrics JSON")
     return p
 
 def main(argv=None):

@@ -17,12 +17,12 @@ from torch import nn
 
 from .core import get_device, seed_everything
 from .data import Batch, ImageDataset, Selection
+from .models import count_params
 from .train import Trainer, make_schedule
 
 # %% auto #0
-__all__ = ['PRESETS', 'DiffusionConfig', 'get_config', 'make_unet', 'make_scheduler', 'count_params', 'to_model_range',
-           'from_model_range', 'draw_noise', 'denoising_loss', 'step_generator', 'ema_update', 'DDPMTrainer', 'sample',
-           'image_grid']
+__all__ = ['PRESETS', 'DiffusionConfig', 'get_config', 'make_unet', 'make_scheduler', 'to_model_range', 'from_model_range',
+           'draw_noise', 'denoising_loss', 'step_generator', 'ema_update', 'DDPMTrainer', 'sample', 'image_grid']
 
 # %% ../nbs/11_diffusion.ipynb #ac1c1b32
 @dataclass(frozen=True)
@@ -137,8 +137,6 @@ def _scheduler_for(scheduler, method: str):
     if method == "ddim": return DDIMScheduler.from_config(scheduler.config)
     raise ValueError(f"method={method!r}: use 'ddim' (deterministic, good in 50 steps) or 'ddpm' (ancestral sampling, "
                      f"as in the paper)")
-
-def count_params(model: nn.Module) -> int: return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/11_diffusion.ipynb #20c77a63
 def to_model_range(x: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,10 @@ from .data import ImageDataset
 from .models import predict
 
 # %% auto #0
-__all__ = ['accuracy', 'FeatureStats', 'feature_stats', 'frechet_distance_from_stats', 'frechet_distance', 'precision_recall',
-           'encode', 'class_histogram', 'histogram_distance', 'InceptionEncoder', 'inception_encoder',
-           'generative_scores']
+__all__ = ['ATTRIBUTIONS', 'accuracy', 'FeatureStats', 'feature_stats', 'frechet_distance_from_stats', 'frechet_distance',
+           'precision_recall', 'encode', 'class_histogram', 'histogram_distance', 'InceptionEncoder',
+           'inception_encoder', 'generative_scores', 'psnr', 'ssim', 'topk_mask', 'topk_iou', 'gradcam_layer',
+           'attribution_maps']
 
 # %% ../nbs/04_metrics.ipynb #9361916e
 def accuracy(model: nn.Module, data: ImageDataset, *, batch_size: int = 256, device=None) -> float:
@@ -311,3 +312,133 @@ def generative_scores(real, fake, encoder: nn.Module | Callable, *, classifier: 
         hf = class_histogram(fake, classifier, len(hr), batch_size=batch_size, device=device)
         out.update(class_counts=hf, real_class_counts=hr, class_tv=histogram_distance(hf, hr))
     return out
+
+# %% ../nbs/04_metrics.ipynb #9179516d
+def _check_pair_images(pred, target, np_: str = "pred", nt: str = "target") -> tuple[torch.Tensor, torch.Tensor]:
+    for t, n in ((pred, np_), (target, nt)):
+        if not isinstance(t, torch.Tensor): raise TypeError(f"{n} is a {type(t).__name__}: pass a torch tensor (B, C, H, W)")
+        if t.ndim != 4: raise ValueError(f"{n} has shape {tuple(t.shape)}: pass a batch of images (B, C, H, W)")
+        if not t.is_floating_point(): raise TypeError(f"{n} has dtype {t.dtype}: pass float images (uint8 ones divided by 255)")
+    if pred.shape != target.shape:
+        raise ValueError(f"{np_} has shape {tuple(pred.shape)} but {nt} has {tuple(target.shape)}: compare images of the same shape, one pair per row")
+    return pred.detach().double(), target.detach().double().to(pred.device)
+
+def _check_range(data_range) -> float:
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0 or not math.isfinite(data_range):
+        raise ValueError(f"data_range={data_range!r}: pass the span of the values as a positive number (1.0 for images in [0, 1], 2 * eps for perturbations)")
+    return float(data_range)
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    "Peak signal-to-noise ratio in dB of each image of `pred` against `target`: a `(B,)` float64 tensor."
+    p, t = _check_pair_images(pred, target)
+    r = _check_range(data_range)
+    mse = (p - t).square().flatten(1).mean(1)
+    return 10 * torch.log10(r**2 / mse)
+
+def _gauss_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
+    d = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-0.5 * (d / sigma) ** 2)
+    return g / g.sum()
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, *, kernel_size: int = 11,
+         sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    "Structural similarity of each image of `pred` against `target` (Gaussian window): a `(B,)` float64 tensor."
+    p, t = _check_pair_images(pred, target)
+    r = _check_range(data_range)
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size={kernel_size!r}: pass an odd positive integer (11 is usual)")
+    pad = kernel_size // 2
+    if pad >= min(p.shape[-2:]):
+        raise ValueError(f"kernel_size={kernel_size} is too large for {p.shape[-2]}x{p.shape[-1]} images: pass an odd kernel_size "
+                         f"below {2 * min(p.shape[-2:]) - 1}")
+    if sigma <= 0: raise ValueError(f"sigma={sigma!r}: pass a positive window width (1.5 is usual)")
+    B, C = p.shape[:2]
+    g = _gauss_window(kernel_size, sigma, p.dtype, p.device)
+    def blur(z):                                        # separable Gaussian filter, per channel, reflect padding
+        z = F.pad(z.reshape(-1, 1, *z.shape[-2:]), (pad, pad, pad, pad), mode="reflect")
+        z = F.conv2d(z, g.view(1, 1, 1, -1)); z = F.conv2d(z, g.view(1, 1, -1, 1))
+        return z.view(-1, C, *z.shape[-2:])
+    mu_p, mu_t = blur(p), blur(t)
+    var_p = (blur(p * p) - mu_p**2).clamp_min(0); var_t = (blur(t * t) - mu_t**2).clamp_min(0)
+    cov = blur(p * t) - mu_p * mu_t
+    c1, c2 = (k1 * r) ** 2, (k2 * r) ** 2
+    s = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
+    return s.flatten(1).mean(1)
+
+# %% ../nbs/04_metrics.ipynb #8b5e2b10
+def _check_share(k) -> float:
+    from effdata.core import check_fraction
+    return check_fraction(k, "k", "the share of top pixels (0.1 = the top 10 %)")
+
+def topk_mask(maps: torch.Tensor, k: float = 0.1) -> torch.Tensor:
+    "Boolean masks `(B, H, W)` of the `ceil(k * H * W)` largest values of each map (`(B, H, W)` or `(B, 1, H, W)`)."
+    k = _check_share(k)
+    if not isinstance(maps, torch.Tensor): raise TypeError(f"maps is a {type(maps).__name__}: pass a tensor (B, H, W)")
+    m = maps.squeeze(1) if maps.ndim == 4 and maps.shape[1] == 1 else maps
+    if m.ndim != 3: raise ValueError(f"maps has shape {tuple(maps.shape)}: pass attribution maps (B, H, W) or (B, 1, H, W)")
+    flat = m.detach().flatten(1).double()
+    n = max(1, math.ceil(k * flat.shape[1] - 1e-9))
+    idx = flat.topk(n, dim=1, sorted=False).indices
+    return torch.zeros_like(flat, dtype=torch.bool).scatter_(1, idx, True).view(m.shape)
+
+def topk_iou(map_a: torch.Tensor, map_b: torch.Tensor, k: float = 0.1) -> torch.Tensor:
+    "IoU of the top-`k` share of pixels of two attribution maps, per image: a `(B,)` float64 tensor."
+    a, b = topk_mask(map_a, k), topk_mask(map_b, k)
+    if a.shape != b.shape:
+        raise ValueError(f"map_a has shape {tuple(map_a.shape)} but map_b has {tuple(map_b.shape)}: compare maps of the same images")
+    return ((a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1)).double()
+
+# %% ../nbs/04_metrics.ipynb #f93b761b
+ATTRIBUTIONS = ("gradcam", "ig")
+
+def gradcam_layer(model: nn.Module, shape: tuple[int, int, int], min_size: int = 4) -> nn.Module:
+    "The last `Conv2d` of `model` whose output on a `shape` (C, H, W) input is at least `min_size` pixels high and wide."
+    sizes, hooks = {}, []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(lambda mod, i, o: sizes.__setitem__(mod, tuple(o.shape[-2:]))))
+    try:
+        p = next(iter(model.parameters()), None)
+        with torch.no_grad(): model(torch.zeros(1, *shape, device=p.device if p is not None else "cpu"))
+    finally:
+        for h in hooks: h.remove()
+    ok = [m for m, s in sizes.items() if min(s) >= min_size]
+    if not ok:
+        raise ValueError(f"{type(model).__name__} has no Conv2d layer with an output of at least {min_size}x{min_size} "
+                         f"on {shape} inputs: pass layer= (the module Grad-CAM should explain) or use method='ig'")
+    return ok[-1]
+
+def attribution_maps(model: nn.Module, x: torch.Tensor, method: str = "gradcam", *, target: torch.Tensor | None = None,
+                     layer: nn.Module | None = None, ig_steps: int = 32, batch_size: int = 64) -> torch.Tensor:
+    """Non-negative attribution maps `(B, H, W)` of `model` on images `x` (float, [0, 1]) by captum:
+    `'gradcam'` (LayerGradCam, ReLU, bilinear upsampling) or `'ig'` (IntegratedGradients, |.| summed over channels).
+    The class explained is `target` or the model's prediction. Eval mode inside; the model's mode is restored."""
+    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+    if method not in ATTRIBUTIONS: raise ValueError(f"method={method!r}: use one of {', '.join(map(repr, ATTRIBUTIONS))}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"x has {'shape ' + str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__}: pass float images (B, C, H, W)")
+    if not isinstance(ig_steps, int) or ig_steps < 1: raise ValueError(f"ig_steps={ig_steps!r}: pass a positive integer (32 is usual)")
+    was = model.training; model.eval()
+    try:
+        p = next(iter(model.parameters()), None)
+        x = x.detach().to(p.device if p is not None else x.device)
+        if target is None:
+            with torch.no_grad(): target = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        target = torch.as_tensor(target, device=x.device).long()
+        if target.shape != (len(x),): raise ValueError(f"target has shape {tuple(target.shape)} for {len(x)} images: pass one class per image")
+        out = []
+        with torch.enable_grad():
+            if method == "gradcam":
+                cam = LayerGradCam(model, layer if layer is not None else gradcam_layer(model, tuple(x.shape[1:])))
+                for i in range(0, len(x), batch_size):
+                    a = cam.attribute(x[i:i + batch_size], target=target[i:i + batch_size], relu_attributions=True)
+                    out.append(LayerAttribution.interpolate(a, tuple(x.shape[-2:]), "bilinear").squeeze(1).detach())
+            else:
+                ig = IntegratedGradients(model)
+                for i in range(0, len(x), batch_size):
+                    xb = x[i:i + batch_size]
+                    a = ig.attribute(xb, baselines=torch.zeros_like(xb), target=target[i:i + batch_size], n_steps=ig_steps,
+                                     internal_batch_size=max(len(xb), 1) * min(ig_steps, 8))
+                    out.append(a.detach().abs().sum(1))
+    finally: model.train(was)
+    return torch.cat(out).float()

@@ -19,7 +19,7 @@ from .data import ImageDataset, Loader, data_root, _root_origin
 
 # %% auto #0
 __all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'MNIST_MEAN', 'MNIST_STD', 'ZOO', 'Normalize', 'CifarCNN', 'TutorialNet', 'LeNet5',
-           'SmallCNN', 'MLP', 'cifar_resnet18', 'predict', 'ZooEntry', 'pretrained']
+           'SmallCNN', 'MLP', 'cifar_resnet18', 'count_params', 'check_classifier', 'predict', 'ZooEntry', 'pretrained']
 
 # %% ../nbs/02_models.ipynb #0e20ea51
 class Normalize(nn.Module):
@@ -112,6 +112,28 @@ def cifar_resnet18(num_classes: int = 10, mean=CIFAR10_MEAN, std=CIFAR10_STD) ->
     net = resnet18(num_classes=num_classes)
     net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); net.maxpool = nn.Identity()
     return nn.Sequential(Normalize(mean, std), net)
+
+# %% ../nbs/02_models.ipynb #e4e00788
+def count_params(model: nn.Module) -> int:
+    "Number of parameters of `model`."
+    return sum(p.numel() for p in model.parameters())
+
+@torch.no_grad()
+def check_classifier(classifier: nn.Module, num_classes: int, shape: tuple[int, int, int], what: str = "the data") -> nn.Module:
+    "Raise a clear error unless `classifier` maps (B, *shape) images to (B, num_classes) logits; returns it."
+    if not isinstance(classifier, nn.Module):
+        raise TypeError(f"classifier is a {type(classifier).__name__}: pass an nn.Module, e.g. effdata.models.pretrained('cifar10_cnn')")
+    p = next(iter(classifier.parameters()), None)
+    was = classifier.training; classifier.eval()
+    try: out = classifier(torch.zeros(2, *shape, device=p.device if p is not None else "cpu"))
+    except RuntimeError as e:
+        raise ValueError(f"classifier fails on {shape} images ({str(e)[:120]}): pass a classifier built for {what}") from e
+    finally: classifier.train(was)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != num_classes:
+        got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"classifier outputs shape {got} per image but {what} has {num_classes} classes: pass a "
+                         f"classifier trained on {what} (one logit per class; build it with num_classes={num_classes})")
+    return classifier
 
 # %% ../nbs/02_models.ipynb #51789aca
 @torch.no_grad()

@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 
 from .core import Run, get_device, seed_everything
 from .data import Batch, ImageDataset, Loader, Selection
+from .models import check_classifier
 
 # %% auto #0
-__all__ = ['DeferredInterrupt', 'make_optimizer', 'make_schedule', 'Trainer', 'check_classifier', 'ClassifierTrainer']
+__all__ = ['DeferredInterrupt', 'make_optimizer', 'make_schedule', 'Trainer', 'ClassifierTrainer']
 
 # %% ../nbs/03_train.ipynb #9b7ab6c5
 class DeferredInterrupt:
@@ -172,24 +173,12 @@ class Trainer:
         return self
 
 # %% ../nbs/03_train.ipynb #16861ef8
-@torch.no_grad()
-def check_classifier(model: nn.Module, data: ImageDataset) -> None:
-    "Raise a clear error unless `model` maps a batch of `data` to logits over `data.num_classes` classes."
-    device = next(model.parameters()).device
-    was = model.training; model.eval()
-    try: out = model(data.images[:2].float().div(255).to(device))
-    finally: model.train(was)
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != data.num_classes:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"the model returns {shape} for a batch of 2, but {data.name} has {data.num_classes} "
-                         f"classes: build it with num_classes={data.num_classes} (it must return logits)")
-
 class ClassifierTrainer(Trainer):
     "Train a classifier with (weighted) cross-entropy; `eval_data` is scored after each epoch."
     def __init__(self, model, data, *, eval_data: ImageDataset | None = None, label_smoothing: float = 0.0, **kw):
         super().__init__(model, data, label_smoothing=label_smoothing, **kw)
         self.eval_data, self.label_smoothing = eval_data, label_smoothing
-        check_classifier(self.model, data)
+        check_classifier(self.model, data.num_classes, data.shape, data.name)
     def loss(self, batch):
         logits = self.model(batch.x)
         losses = F.cross_entropy(logits, batch.y, reduction="none", label_smoothing=self.label_smoothing)
