@@ -125,14 +125,20 @@ class PGD(Attack):
         return d / _flat_norm(d) * r * self.eps
 
     def perturb(self, model, x, y):
+        if self.norm == "linf":   # the ball and the box are one per-pixel interval [lo, hi]: one clamp per step
+            lo, hi = (x - self.eps).clamp_(min=0), (x + self.eps).clamp_(max=1)
+            xa = torch.clamp(x + self.start(x), lo, hi)
+            for _ in range(self.steps):
+                xa.requires_grad_(True)
+                g, = torch.autograd.grad(self.objective(model(xa), y).sum(), xa)
+                with torch.no_grad(): xa = torch.clamp(xa.add_(g.sign_(), alpha=self.alpha), lo, hi)
+            return xa.detach()
         delta = (x + self.start(x)).clamp(0, 1) - x
         for _ in range(self.steps):
             delta.requires_grad_(True)
-            loss = self.objective(model(x + delta), y).sum()
-            g, = torch.autograd.grad(loss, delta)
+            g, = torch.autograd.grad(self.objective(model(x + delta), y).sum(), delta)
             with torch.no_grad():
-                step = g.sign() if self.norm == "linf" else g / _flat_norm(g)
-                delta = project(delta + self.alpha * step, self.eps, self.norm)
+                delta = project(delta + self.alpha * g / _flat_norm(g), self.eps, "l2")
                 delta = (x + delta).clamp_(0, 1) - x
         return x + delta.detach()
 
