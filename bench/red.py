@@ -133,12 +133,13 @@ def main():
     ap.add_argument("--k", type=float, default=0.1); ap.add_argument("--ig-steps", type=int, default=16)
     ap.add_argument("--attr-limit", type=int, default=64, help="images per cell with attribution maps")
     ap.add_argument("--cache", default="/tmp/effdata_red_cache", help="folder for the adversarial pairs")
+    ap.add_argument("--name", default="red", help="result files bench/results/<name>.json/.md (e.g. for a longer run)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     log = lambda m: print(f"{time.perf_counter() - t0:7.0f} s  {m}", flush=True)
     names = ["cifar10", "mnist"] if args.dataset == "all" else [args.dataset]
-    old = RESULTS / "red.json"
+    old = RESULTS / f"{args.name}.json"
     prev = {d["dataset"]: d for d in json.loads(old.read_text()).get("datasets", [])} if old.exists() else {}
     for n in names: prev[n] = run_dataset(n, args, log)
     datasets = [prev[n] for n in ("cifar10", "mnist") if n in prev]
@@ -162,8 +163,8 @@ def main():
                  "(x' vs x'_RED), on the first attr_limit images of each cell. 'identity' = no denoising (x_RED = x'). "
                  "Goal (CDD-RED PA_adv >= DO + 10 points, PSNR within 1.5 dB): " +
                  ", ".join(f"{k} {'met' if v else 'not met'}" for k, v in res["goal_met"].items()) + ".")
-    write("red", res, "Reverse engineering of deceptions: DO vs DS vs CDD-RED", md_rows(res), "\n\n".join(notes))
-    print((RESULTS / "red.md").read_text())
+    write(args.name, res, "Reverse engineering of deceptions: DO vs DS vs CDD-RED", md_rows(res), "\n\n".join(notes))
+    print((RESULTS / f"{args.name}.md").read_text())
 
 
 if __name__ == "__main__":
