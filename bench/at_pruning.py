@@ -23,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, write  # noqa: E402
 
-from effdata.at import ATTrainer, BulletTrain, evaluate_robustness  # noqa: E402
-from effdata.attacks import PGD  # noqa: E402
+from effdata.at import ATTrainer, evaluate_robustness  # noqa: E402
+from effdata.attacks import PGD, AutoAttack, robust_accuracy  # noqa: E402
 from effdata.data import load_dataset  # noqa: E402
 from effdata.models import SmallCNN  # noqa: E402
 
@@ -72,7 +72,7 @@ PLAN = [  # (objective, subset, fraction, bullettrain)
 ]
 
 
-def summary(rows: list[dict], aa_rows: set) -> dict:
+def summary(rows: list[dict]) -> dict:
     out = {}
     for obj in ("pgd", "trades"):
         full = next((r for r in rows if r["objective"] == obj and r["method"] == "full" and not r["bullettrain"]), None)
@@ -142,8 +142,7 @@ def main():
                "seconds": t.train_cpu_seconds(), "seconds_select": t.cpu_select, "wall_seconds": t.train_seconds(),
                "wall_seconds_select": t.seconds_select, "steps": t.total_steps}
         if subset is None and not bt or (subset == "gradmatch" and frac == 0.3):
-            ev_aa = evaluate_robustness(t.model, test, eps=8 / 255, autoattack=True, limit=a.aa)
-            row["aa_acc"] = ev_aa["aa_acc"]
+            row["aa_acc"] = robust_accuracy(t.model, test, AutoAttack(8 / 255), limit=a.aa)
         result["rows"].append(row)
         print(json.dumps(row), flush=True)
         save(result)
@@ -152,7 +151,7 @@ def main():
 
 def save(result):
     rows = result["rows"]
-    s = summary(rows, set())
+    s = summary(rows)
     pgd = s.get(("pgd", False)) or {}
     pgd_bt = s.get(("pgd", True)) or {}
     trades = s.get(("trades", False)) or {}

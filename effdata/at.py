@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import CW, FGSM, PGD, Attack, AutoAttack, TradesKL, eval_mode, robust_accuracy
-from .core import Run, check_fraction, read_json
+from .core import check_fraction, read_json
 from .data import Batch, ImageDataset, Loader, Selection
 from .selection import _quota, el2n_scores
 from .models import check_classifier
@@ -248,7 +247,6 @@ class StaticScore(SubsetStrategy):
         self.score, self._kept = score, None
     def select(self, trainer, k, round):
         if self._kept is not None and len(self._kept) == k: return self._kept, np.ones(k)
-        from effdata.selection import select as top_fraction
         y = trainer.pool.targets.numpy()
         if self.score == "el2n":
             from effdata.models import predict
@@ -401,7 +399,6 @@ class ATTrainer(Trainer):
             raise ValueError(f"fraction={fraction} without subset=: name a strategy (e.g. subset='gradmatch') or keep fraction=1")
         if not isinstance(data, ImageDataset):
             raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
-        self.train_data = data
         if self.strategy is not None and self.strategy.needs_validation:
             pool_idx, val_idx = _split_validation(data, val_fraction, kw.get("seed", 0))
             self.pool, self.val = data.subset(pool_idx), data.subset(val_idx)
@@ -418,7 +415,6 @@ class ATTrainer(Trainer):
         self.current: Selection | None = None
         self.seconds_select = self.seconds_eval = self.seconds = self.cpu_seconds = self.cpu_select = 0.0
         self.rounds, self.curve, self._sub_loader, self._t0, self._c0 = [], [], None, None, None
-        kw.setdefault("augment", True)
         super().__init__(model, self.pool, objective=self.objective.name, eps=self.objective.eps,
                          alpha=self.objective.alpha, steps=self.objective.steps, beta=self.objective.beta,
                          bullettrain=repr(self.bullettrain) if self.bullettrain else None,

@@ -824,7 +824,6 @@ def sweep_summary(rows: list[dict], lo: float = 0.1, hi: float = 0.8) -> list[di
 
 def plot_sweep(rows: list[dict], layer_kept_at: float | None = None):
     "Accuracy vs kept fraction (mean ± std over seeds) per variant, and per-layer kept fractions at one kept fraction."
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     from effdata.viz import PALETTE
     if not rows: raise ValueError("rows is empty: pass the result rows of sweep()")

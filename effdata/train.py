@@ -5,13 +5,11 @@
 # %% ../nbs/03_train.ipynb #3549fe4a
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -5,6 +5,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# A relative EFFDATA_DATA (the README's `../shared/data`) means: relative to where pytest was started. Notebooks run
+# from nbs/ and some tests change directory, so pin it to an absolute path once, for every worker and subprocess.
+if os.environ.get("EFFDATA_DATA"):
+    os.environ["EFFDATA_DATA"] = str(Path(os.environ["EFFDATA_DATA"]).expanduser().resolve())
+
 
 @pytest.fixture(scope="session")
 def data_root():
