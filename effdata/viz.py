@@ -19,9 +19,10 @@ def class_colors(labels, num_classes: int | None = None) -> list[str]:
     return [PALETTE[int(c) % len(PALETTE)] for c in np.asarray(labels)]
 
 def use_static_renderer():
-    "Make `fig.show()` render offline in notebooks and in static HTML (plotly.js embedded once per notebook)."
+    """Make `fig.show()` store each figure once, as plotly figure JSON (no plotly.js inlined in the notebook).
+    JupyterLab draws it with the `jupyterlab-plotly` extension that ships with plotly; the docs site loads plotly.js once."""
     import plotly.io as pio
-    pio.renderers.default = "plotly_mimetype+notebook"
+    pio.renderers.default = "plotly_mimetype"
 
 # %% ../nbs/06_viz.ipynb #cee0ae34
 def project_2d(features, method: str = "pca") -> np.ndarray:
