@@ -29,3 +29,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
     torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives a real browser (Debian's Chromium via Playwright); "
+                                       "deselect with -m 'not browser'")
