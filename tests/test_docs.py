@@ -77,3 +77,15 @@ def test_site_has_every_page_offline(built):
     assert 'id="coresetexplorer"' in sel and "fraction" in sel                # show_doc rendered the signature
     assert "plotly-figure" in sel
     assert rec["largest_notebook_bytes"] < 1_000_000 and rec["nbs_bytes"] < 6_000_000
+
+
+def test_nbdev_keeps_the_sectioned_sidebar(tmp_path, monkeypatch):
+    "nbdev_docs runs nbdev_sidebar first: with custom_sidebar it must leave our sections alone (Quarto or not)."
+    import shutil
+    from nbdev.quarto import nbdev_sidebar
+    shutil.copy(REPO / "settings.ini", tmp_path / "settings.ini")
+    shutil.copytree(REPO / "nbs", tmp_path / "nbs")
+    monkeypatch.chdir(tmp_path)
+    before = (tmp_path / "nbs" / "sidebar.yml").read_text()
+    nbdev_sidebar.__wrapped__(path="nbs")
+    assert (tmp_path / "nbs" / "sidebar.yml").read_text() == before and "section: Tutorials" in before
