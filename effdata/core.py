@@ -181,6 +181,7 @@ def save_checkpoint(path: str | os.PathLike, model, *, optimizer=None, scheduler
         for name, m in mods.items():
             sd = {k: v.detach().cpu().contiguous().clone() for k, v in m.state_dict().items() if isinstance(v, torch.Tensor)}
             save_file(sd, str(tmp/f"{name}.safetensors"), metadata={"arch": _arch(m)})
+            os.chmod(tmp/f"{name}.safetensors", 0o666 & ~_umask())   # safetensors writes 0600
         state = {"optimizer": optimizer.state_dict() if optimizer is not None else None,
                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
                  "rng": get_rng_state() if rng else None, "extra": dict(extra or {})}

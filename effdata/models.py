@@ -145,6 +145,7 @@ def expects(model: nn.Module) -> str:
     if zoo is not None and zoo in ZOO:
         ds = ZOO[zoo].dataset
         return f"{name} expects {ds} images {DATASETS[ds].shape} with {len(DATASETS[ds].classes)} classes"
+    if getattr(model, "in_shape", None): return f"{name} expects images {tuple(model.in_shape)}"
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
     if isinstance(first, nn.Conv2d): return f"{name} expects {first.in_channels}-channel images"
     if isinstance(first, nn.Linear): return f"{name} expects {first.in_features} input values per image (C x H x W flattened)"

@@ -81,6 +81,10 @@ class ClassWeights:
             targets = data.targets
         if targets is not None:
             y = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
+            if self.dataset and data is None and len(y) != self.dataset.get("n", len(y)):
+                raise ValueError(f"these class weights were made for {_describe(self.dataset)} but are applied to the "
+                                 f"{len(y)} labels of another dataset (labels {y.min() if len(y) else '-'}.."
+                                 f"{y.max() if len(y) else '-'}): compute class weights for this dataset")
             if len(y) and (y.min() < 0 or y.max() >= K):
                 raise ValueError(f"labels span {y.min()}..{y.max()} but these class weights have {K} classes{made}: "
                                  f"use class weights made for this dataset")
