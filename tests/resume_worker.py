@@ -59,12 +59,12 @@ def build(kind: str, run: str, resume: bool):
         from effdata.diffusion import DDPMTrainer, get_config, make_unet
         cfg = get_config("digits_small", block_out_channels=(8, 16), attention_resolutions=(), norm_num_groups=8,
                          layers_per_block=1, warmup_steps=5)
-        data = digits.subset(range(192))
+        data = digits.subset(range(128))
         if kind == "ddpm":
-            return DDPMTrainer(data, cfg, steps=18, batch_size=32, ckpt_every=4, log_every=2, **common)
+            return DDPMTrainer(data, cfg, steps=12, batch_size=32, ckpt_every=3, log_every=2, **common)
         from effdata.reweighting import DROTrainer
         seed_everything(1); ref = make_unet(cfg)
-        return DROTrainer(data, ref, cfg, steps=18, batch_size=32, ckpt_every=4, log_every=2, **common)
+        return DROTrainer(data, ref, cfg, steps=12, batch_size=32, ckpt_every=3, log_every=2, **common)
     if kind == "at":
         from effdata.at import ATTrainer
         from effdata.models import SmallCNN
