@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import CW, FGSM, PGD, Attack, AutoAttack, TradesKL, eval_mode, robust_accuracy
+from .attacks import CW, FGSM, PGD, Attack, AutoAttack, TradesKL, check_budget, eval_mode, robust_accuracy
 from .core import check_fraction, read_json
 from .data import Batch, ImageDataset, Loader, Selection
 from .selection import _quota, el2n_scores
@@ -32,10 +32,12 @@ class Objective:
     "Base adversarial-training objective: `attack()`, `cheap_attack()` and `from_logits(z_clean, z_adv, y)`."
     name, needs_clean = "objective", False
     def __init__(self, eps: float = 8/255, alpha: float = 2/255, steps: int = 10, beta: float = 0.0):
-        if not isinstance(eps, (int, float)) or eps < 0 or math.isnan(eps):
-            raise ValueError(f"eps={eps!r}: the budget must be a number >= 0 (8/255 is the CIFAR-10 standard)")
-        if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps={steps!r}: pass a positive integer")
-        if alpha <= 0: raise ValueError(f"alpha={alpha!r}: the attack step must be > 0")
+        eps = check_budget(eps)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1: raise ValueError(f"steps={steps!r}: pass a positive integer")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0 or math.isinf(alpha):
+            raise ValueError(f"alpha={alpha!r}: the attack step must be a finite number > 0 (e.g. alpha=2/255)")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0 or math.isinf(beta):
+            raise ValueError(f"beta={beta!r}: the weight of the robustness term must be a finite number >= 0 (e.g. beta=6.0)")
         self.eps, self.alpha, self.steps, self.beta = float(eps), float(alpha), steps, float(beta)
     def attack(self) -> Attack: return PGD(self.eps, self.alpha, self.steps)
     def cheap_attack(self) -> Attack: return FGSM(self.eps, random_start=True)
@@ -394,7 +396,15 @@ class ATTrainer(Trainer):
         self.bullettrain = BulletTrain() if bullettrain is True else (bullettrain or None)
         self.strategy = get_strategy(subset) if subset is not None else None
         self.fraction = check_fraction(fraction)
-        if not isinstance(every, int) or every < 1: raise ValueError(f"every={every!r}: re-select every R >= 1 epochs")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1: raise ValueError(f"every={every!r}: re-select every R >= 1 epochs")
+        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+            raise ValueError(f"eval_every={eval_every!r}: evaluate every N >= 1 epochs")
+        if eval_limit is not None and (isinstance(eval_limit, bool) or not isinstance(eval_limit, int) or eval_limit < 1):
+            raise ValueError(f"eval_limit={eval_limit!r}: pass a positive number of evaluation images (or None for all)")
+        if isinstance(select_batch_size, bool) or not isinstance(select_batch_size, int) or select_batch_size < 1:
+            raise ValueError(f"select_batch_size={select_batch_size!r}: pass a positive integer")
+        if warm is not None and (isinstance(warm, bool) or not isinstance(warm, int) or warm < 0):
+            raise ValueError(f"warm={warm!r}: pass the number of full-data warm-up epochs, an integer >= 0 (or None)")
         if self.strategy is None and fraction < 1:
             raise ValueError(f"fraction={fraction} without subset=: name a strategy (e.g. subset='gradmatch') or keep fraction=1")
         if not isinstance(data, ImageDataset):

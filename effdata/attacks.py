@@ -16,10 +16,11 @@ from tqdm.auto import tqdm
 
 from .core import get_device
 from .data import ImageDataset, Loader
+from .models import check_classifier, expects
 
 # %% auto #0
-__all__ = ['ATTACKS', 'eval_mode', 'check_images', 'Attack', 'margin_loss', 'project', 'PGD', 'FGSM', 'CW', 'TradesKL',
-           'AutoAttack', 'get_attack', 'perturb_dataset', 'robust_accuracy', 'evaluate']
+__all__ = ['ATTACKS', 'eval_mode', 'check_images', 'check_budget', 'Attack', 'margin_loss', 'project', 'PGD', 'FGSM', 'CW',
+           'TradesKL', 'AutoAttack', 'get_attack', 'perturb_dataset', 'robust_accuracy', 'evaluate']
 
 # %% ../nbs/20_attacks.ipynb #e3da099a
 @contextlib.contextmanager
@@ -50,14 +51,37 @@ def _check_labels(y, x, name="y"):
     return y.to(x.device).long()
 
 # %% ../nbs/20_attacks.ipynb #9d92c86d
+def check_budget(eps, norm: str = "linf", name: str = "eps") -> float:
+    "`eps` as a float, if it is a usable budget for images in [0, 1] (an L-inf budget above 1 is one on the 0..255 scale)."
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0 or math.isnan(eps) or math.isinf(eps):
+        raise ValueError(f"{name}={eps!r}: the budget must be a finite number >= 0 (e.g. 8/255 for CIFAR-10 L-inf)")
+    if norm == "linf" and eps > 1:
+        raise ValueError(f"{name}={eps!r} is more than the whole pixel range: images are in [0, 1], so an L-inf budget "
+                         f"of {eps:g} pixel levels is {name}={eps:g}/255 = {eps / 255:.4f} (e.g. {name}=8/255)")
+    return float(eps)
+
+@torch.no_grad()
+def _check_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    "One forward pass on one image: the model takes these images, and the labels index its outputs."
+    if not isinstance(model, nn.Module): raise TypeError(f"model is a {type(model).__name__}: pass an nn.Module classifier")
+    with eval_mode(model):
+        try: z = model(x[:1])
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"the model does not take images of shape {tuple(x.shape[1:])}: {expects(model)} "
+                             f"({str(e).splitlines()[0][:100]}); pass images of the data it was built for") from None
+    if not isinstance(z, torch.Tensor) or z.ndim != 2:
+        raise ValueError(f"the model returns {tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__} for one "
+                         f"image: attacks need a classifier that returns logits (B, classes)")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= z.shape[1]):
+        raise ValueError(f"labels span {int(y.min())}..{int(y.max())} but the model has {z.shape[1]} outputs "
+                         f"({expects(model)}): pass labels in 0..{z.shape[1] - 1}, or the classifier of this dataset")
+
 class Attack:
     """Base class: subclasses implement `perturb(model, x, y)`; call the attack as `attack(model, x, y)`.
     `seed` fixes the random start (otherwise torch's global generator is used)."""
     norm = "linf"
-    def __init__(self, eps: float, *, seed: int | None = None):
-        if not isinstance(eps, (int, float)) or eps < 0 or math.isnan(eps):
-            raise ValueError(f"eps={eps!r}: the budget must be a number >= 0 (e.g. 8/255 for CIFAR-10 L-inf)")
-        self.eps, self.seed = float(eps), seed
+    def __init__(self, eps: float, *, seed: int | None = None, norm: str | None = None):
+        self.eps, self.seed = check_budget(eps, norm or self.norm), seed
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -66,6 +90,7 @@ class Attack:
         "Adversarial versions of `x` (same shape, in [0, 1], within the budget) against `model`."
         x = check_images(x).detach(); y = _check_labels(y, x)
         if self.eps == 0 or len(x) == 0: return x.clone()
+        _check_fit(model, x, y)
         self._gen = None
         if self.seed is not None: self._gen = torch.Generator(x.device).manual_seed(self.seed)
         with eval_mode(model), torch.enable_grad():
@@ -106,11 +131,12 @@ class PGD(Attack):
     def __init__(self, eps: float = 8/255, alpha: float = 2/255, steps: int = 10, *, norm: str = "linf",
                  random_start: bool = True, targeted: bool = False, loss: str = "ce", kappa: float = 50.0,
                  seed: int | None = None):
-        super().__init__(eps, seed=seed)
         if norm not in ("linf", "l2"): raise ValueError(f"norm={norm!r}: use 'linf' or 'l2'")
+        super().__init__(eps, seed=seed, norm=norm)
         if loss not in ("ce", "cw"): raise ValueError(f"loss={loss!r}: use 'ce' (cross-entropy) or 'cw' (margin)")
         if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps={steps!r}: pass a positive integer")
-        if alpha <= 0: raise ValueError(f"alpha={alpha!r}: the step size must be > 0")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0 or math.isinf(alpha):
+            raise ValueError(f"alpha={alpha!r}: the step size must be a finite number > 0 (e.g. alpha=2/255)")
         self.alpha, self.steps, self.norm = float(alpha), steps, norm
         self.random_start, self.targeted, self.loss, self.kappa = random_start, targeted, loss, kappa
 
@@ -162,6 +188,8 @@ class TradesKL(Attack):
                  seed: int | None = None):
         super().__init__(eps, seed=seed)
         if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps={steps!r}: pass a positive integer")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0 or math.isinf(alpha):
+            raise ValueError(f"alpha={alpha!r}: the step size must be a finite number > 0 (e.g. alpha=0.007)")
         self.alpha, self.steps, self.init_std = float(alpha), steps, init_std
 
     def perturb(self, model, x, y):
@@ -182,8 +210,8 @@ class AutoAttack(Attack):
     Square; `attacks=[...]` with `version='custom'` picks some (e.g. `['apgd-ce']` for a quick check)."""
     def __init__(self, eps: float = 8/255, *, norm: str = "linf", version: str = "standard",
                  attacks: list[str] | None = None, batch_size: int = 500, seed: int | None = 0):
-        super().__init__(eps, seed=seed)
         if norm not in ("linf", "l2"): raise ValueError(f"norm={norm!r}: use 'linf' or 'l2'")
+        super().__init__(eps, seed=seed, norm=norm)
         if attacks is not None and version == "standard": version = "custom"
         self.norm, self.version, self.attacks, self.batch_size = norm, version, attacks, batch_size
         _autoattack()   # fail now, not after an hour of training
@@ -220,11 +248,20 @@ def get_attack(name: str, **kwargs) -> Attack:
     return ATTACKS[key](**kwargs)
 
 # %% ../nbs/20_attacks.ipynb #f50e824a
+def _limit(data: ImageDataset, limit: int | None) -> ImageDataset:
+    if not isinstance(data, ImageDataset):
+        raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
+    if limit is None or (not isinstance(limit, bool) and isinstance(limit, int) and limit >= len(data)): return data
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit={limit!r}: pass a positive number of images (or None for all {len(data)})")
+    return data.subset(range(limit))
+
 def perturb_dataset(attack: Attack, model: nn.Module, data: ImageDataset, *, batch_size: int = 256,
                     limit: int | None = None, device=None, progress: bool = False) -> torch.Tensor:
     "Adversarial images for `data` (the first `limit` of them), in order, as a float CPU tensor in [0, 1]."
     device = get_device(device) if device is not None else next(model.parameters()).device
-    data = data if limit is None or limit >= len(data) else data.subset(range(limit))
+    data = _limit(data, limit)
+    check_classifier(model, data.num_classes, data.shape, data.name)
     out = []
     loader = Loader(data, batch_size, sampler="sequential", transform=None, device=device)
     for b in tqdm(loader, desc=type(attack).__name__, disable=not progress, leave=False):
@@ -235,7 +272,8 @@ def robust_accuracy(model: nn.Module, data: ImageDataset, attack: Attack | None 
                     limit: int | None = None, device=None, progress: bool = False) -> float:
     "Accuracy of `model` on `data` under `attack` (clean accuracy when `attack` is None)."
     device = get_device(device) if device is not None else next(model.parameters()).device
-    data = data if limit is None or limit >= len(data) else data.subset(range(limit))
+    data = _limit(data, limit)
+    check_classifier(model, data.num_classes, data.shape, data.name)
     correct = 0
     with eval_mode(model):
         for b in tqdm(Loader(data, batch_size, sampler="sequential", transform=None, device=device),

@@ -12,6 +12,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,7 +22,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['seed_everything', 'seed_worker', 'get_rng_state', 'set_rng_state', 'check_fraction', 'get_device', 'atomic_write',
-           'atomic_dir', 'write_json', 'read_json', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'Run']
+           'atomic_dir', 'write_json', 'read_json', 'CheckpointError', 'CheckpointCorruptError', 'save_checkpoint',
+           'read_meta', 'load_checkpoint', 'Run']
 
 # %% ../nbs/00_core.ipynb #587df766
 def seed_everything(seed: int) -> torch.Generator:
@@ -87,12 +89,23 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 # %% ../nbs/00_core.ipynb #0f1b7edc
+def _umask() -> int:
+    "The process umask (read from /proc where it can be, so the umask is never changed, even for a moment)."
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"): return int(line.split()[1], 8)
+    m = os.umask(0o022); os.umask(m)
+    return m
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb"):
-    "Open a temporary file beside `path` for writing; on success fsync and rename it onto `path`."
+    """Open a temporary file beside `path` for writing; on success fsync and rename it onto `path`.
+    The file gets the permissions of a plain `open()` (0666 minus the umask), not `mkstemp`'s 0600."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
@@ -103,10 +116,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike):
-    "Yield a temporary folder beside `path`; on success it replaces `path` as a whole."
+    "Yield a temporary folder beside `path` (mode 0777 minus the umask); on success it replaces `path` as a whole."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         old = None
         if path.exists():
@@ -122,8 +136,17 @@ def write_json(path: str | os.PathLike, obj: Any):
     "Write `obj` as indented JSON, atomically."
     with atomic_write(path, "w") as f: json.dump(obj, f, indent=2, default=_json_default)
 
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path) as f: return json.load(f)
+def read_json(path: str | os.PathLike, fix: str = "restore the file, or write it again") -> Any:
+    "Read a JSON file; a missing, truncated or foreign file raises an error naming it and `fix`."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist: {fix}")
+    try:
+        with open(path) as f: return json.load(f)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not a JSON file (binary content): {fix}") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON (truncated or damaged: {e.msg} at line {e.lineno}, "
+                         f"column {e.colno}): {fix}") from e
 
 def _json_default(o):
     if isinstance(o, (np.integer,)): return int(o)
@@ -134,7 +157,10 @@ def _json_default(o):
 
 # %% ../nbs/00_core.ipynb #49270fe8
 class CheckpointError(ValueError):
-    "A checkpoint does not fit the model (or optimiser) it is loaded into."
+    "A checkpoint does not fit the model (or optimiser) it is loaded into, or its files are damaged."
+
+class CheckpointCorruptError(CheckpointError):
+    "A checkpoint's files are missing, truncated or not what effdata writes (a run falls back to the previous one)."
 
 def _as_modules(model) -> dict[str, nn.Module]:
     if isinstance(model, nn.Module): return {"model": model}
@@ -144,29 +170,48 @@ def _as_modules(model) -> dict[str, nn.Module]:
 def _arch(m: nn.Module) -> str: return f"{type(m).__module__}.{type(m).__qualname__}"
 
 def save_checkpoint(path: str | os.PathLike, model, *, optimizer=None, scheduler=None, step: int = 0,
-                    config: Mapping | None = None, extra: Mapping | None = None, rng: bool = True) -> Path:
+                    config: Mapping | None = None, extra: Mapping | None = None, rng: bool = True,
+                    meta: Mapping | None = None) -> Path:
     """Write a checkpoint folder atomically: safetensors weights per model, `state.pt`, `meta.json`.
     `model` is an `nn.Module` or a dict of them (e.g. `{'model': net, 'ema': ema_net}`); `extra` holds
-    anything else to restore (tensors, numbers, lists, dicts)."""
+    anything else to restore (tensors, numbers, lists, dicts); `meta` adds JSON fields to `meta.json`."""
     from safetensors.torch import save_file
     path = Path(path); mods = _as_modules(model)
     with atomic_dir(path) as tmp:
         for name, m in mods.items():
             sd = {k: v.detach().cpu().contiguous().clone() for k, v in m.state_dict().items() if isinstance(v, torch.Tensor)}
             save_file(sd, str(tmp/f"{name}.safetensors"), metadata={"arch": _arch(m)})
+            os.chmod(tmp/f"{name}.safetensors", 0o666 & ~_umask())   # safetensors writes 0600
         state = {"optimizer": optimizer.state_dict() if optimizer is not None else None,
                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
                  "rng": get_rng_state() if rng else None, "extra": dict(extra or {})}
         torch.save(state, tmp/"state.pt")
-        meta = {"step": int(step), "models": {n: _arch(m) for n, m in mods.items()}, "config": dict(config or {}),
-                "time": time.time(), "torch": torch.__version__}
-        write_json(tmp/"meta.json", meta)
+        info = {"step": int(step), "models": {n: _arch(m) for n, m in mods.items()}, "config": dict(config or {}),
+                "time": time.time(), "torch": torch.__version__, **dict(meta or {})}
+        write_json(tmp/"meta.json", info)
     return path
 
+_DAMAGED = "the checkpoint is damaged (a write cut off, or a file replaced): load an earlier checkpoint, or delete this one"
+
+def read_meta(path: str | os.PathLike) -> dict:
+    "The `meta.json` of checkpoint folder `path`; a missing or damaged one raises `CheckpointCorruptError` naming the file."
+    f = Path(path)/"meta.json"
+    try: meta = read_json(f, _DAMAGED)
+    except (ValueError, OSError) as e: raise CheckpointCorruptError(str(e)) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int) or not isinstance(meta.get("models"), dict):
+        raise CheckpointCorruptError(f"{f} is not the meta.json of an effdata checkpoint (no step / models): {_DAMAGED}")
+    return meta
+
+def _shapes(file: Path) -> dict[str, tuple]:
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(file), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointCorruptError(f"{file} is not a readable safetensors file ({e}): {_DAMAGED}") from None
+
 def _check_fits(name, m: nn.Module, file: Path, arch: str):
-    from safetensors import safe_open
-    with safe_open(str(file), "pt") as f:
-        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    shapes = _shapes(file)
     own = {k: tuple(v.shape) for k, v in m.state_dict().items() if isinstance(v, torch.Tensor)}
     missing, unexpected = sorted(own.keys() - shapes.keys()), sorted(shapes.keys() - own.keys())
     wrong = [f"{k}: checkpoint {shapes[k]} vs model {own[k]}" for k in sorted(own.keys() & shapes.keys()) if own[k] != shapes[k]]
@@ -179,27 +224,44 @@ def _check_fits(name, m: nn.Module, file: Path, arch: str):
         parts.append("fix: build the model with the configuration saved in meta.json, or load a checkpoint of this architecture")
         raise CheckpointError("; ".join(parts))
 
+def _load_state(path: Path) -> dict:
+    f = path/"state.pt"
+    if not f.is_file(): raise CheckpointCorruptError(f"{f} is missing: {_DAMAGED}")
+    try: state = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:   # torch raises RuntimeError, EOFError, UnpicklingError ... for a cut-off file
+        raise CheckpointCorruptError(f"{f} cannot be read ({type(e).__name__}: {str(e)[:120]}): {_DAMAGED}") from None
+    if not isinstance(state, dict) or not {"optimizer", "scheduler", "rng", "extra"} <= state.keys():
+        raise CheckpointCorruptError(f"{f} is not the state.pt of an effdata checkpoint: {_DAMAGED}")
+    return state
+
 def load_checkpoint(path: str | os.PathLike, model=None, *, optimizer=None, scheduler=None,
                     restore_rng: bool = True, map_location="cpu") -> dict:
     """Load a checkpoint folder written by `save_checkpoint` into `model` (and optimiser/scheduler).
-    Returns `meta.json` plus the saved `extra`. Raises `CheckpointError` if the weights do not fit."""
+    Returns `meta.json` plus the saved `extra`. Every file is checked before anything is loaded: weights that
+    do not fit raise `CheckpointError`, missing or damaged files `CheckpointCorruptError`."""
     from safetensors.torch import load_file
     path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint folder {path} does not exist: pass a folder written by save_checkpoint / Run.save")
     if not (path/"meta.json").exists():
         raise FileNotFoundError(f"{path} is not an effdata checkpoint (no meta.json): pass a folder written by save_checkpoint / Run.save")
-    meta = read_json(path/"meta.json")
-    if model is not None:
-        mods = _as_modules(model)
-        for name, m in mods.items():
-            f = path/f"{name}.safetensors"
-            if not f.exists():
-                raise CheckpointError(f"checkpoint {path} has no weights for '{name}' (it holds {sorted(meta['models'])})")
-            _check_fits(name, m, f, meta["models"].get(name, "?"))
-            dev = next(iter(m.state_dict().values()), torch.empty(0)).device
-            m.load_state_dict(load_file(str(f), device=str(dev)))
-    state = torch.load(path/"state.pt", map_location=map_location, weights_only=True)
+    meta = read_meta(path)
+    state = _load_state(path)
+    mods = _as_modules(model) if model is not None else {}
+    for name, m in mods.items():
+        f = path/f"{name}.safetensors"
+        if not f.exists():
+            if name in meta["models"]: raise CheckpointCorruptError(f"{f} is missing: {_DAMAGED}")
+            raise CheckpointError(f"checkpoint {path} has no weights for '{name}' (it holds {sorted(meta['models'])})")
+        _check_fits(name, m, f, meta["models"].get(name, "?"))
+    if optimizer is not None and state["optimizer"] is None: raise CheckpointError(f"checkpoint {path} holds no optimiser state")
+    for name, m in mods.items():
+        dev = next(iter(m.state_dict().values()), torch.empty(0)).device
+        try: sd = load_file(str(path/f"{name}.safetensors"), device=str(dev))
+        except Exception as e:
+            raise CheckpointCorruptError(f"{path/f'{name}.safetensors'} cannot be read ({e}): {_DAMAGED}") from None
+        m.load_state_dict(sd)
     if optimizer is not None:
-        if state["optimizer"] is None: raise CheckpointError(f"checkpoint {path} holds no optimiser state")
         try: optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as e: raise CheckpointError(f"optimiser state in {path} does not fit this optimiser: {e}") from e
     if scheduler is not None and state["scheduler"] is not None: scheduler.load_state_dict(state["scheduler"])
@@ -208,14 +270,21 @@ def load_checkpoint(path: str | os.PathLike, model=None, *, optimizer=None, sche
 
 # %% ../nbs/00_core.ipynb #9d3b9f6d
 class Run:
-    "A run folder: config, metrics log, atomic checkpoints, figures."
+    """A run folder: config, metrics log, atomic checkpoints, figures. `resume=True` continues the run in an
+    existing folder (an error if there is none); without it, a folder that holds checkpoints is refused."""
     def __init__(self, path: str | os.PathLike, config: Mapping | None = None, *, resume: bool = False, keep: int = 2):
+        if not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep={keep!r}: pass how many checkpoints to keep, an integer >= 1 (2 keeps a fallback)")
         self.dir = Path(path); self.keep = keep
         self.ckpt_dir, self.fig_dir = self.dir/"checkpoints", self.dir/"figures"
         self.metrics_path, cfg_path = self.dir/"metrics.jsonl", self.dir/"config.json"
         config = json.loads(json.dumps(dict(config or {}), default=_json_default))
+        if resume and not cfg_path.exists():
+            what = "does not exist" if not self.dir.exists() else "holds no run (no config.json)"
+            raise FileNotFoundError(f"resume=True but the run folder {self.dir} {what}: drop resume to start a new "
+                                    f"run there, or pass the folder of the run to continue")
         if cfg_path.exists():
-            old = read_json(cfg_path)
+            old = read_json(cfg_path, f"it is the config of the run in {self.dir}: restore it, or start a new run folder")
             if not resume and self.latest_checkpoint() is not None:
                 raise FileExistsError(f"run folder {self.dir} already holds a run with checkpoints: pass resume=True to "
                                       f"continue it, or choose another folder")
@@ -227,9 +296,18 @@ class Run:
             if resume and not config: config = old
         self.config = config
         for d in (self.dir, self.ckpt_dir, self.fig_dir): d.mkdir(parents=True, exist_ok=True)
+        self._clean_stale()
+        if not resume and self.metrics_path.exists(): self.metrics_path.unlink()   # a fresh run starts a fresh log
         write_json(cfg_path, config)
 
     def __repr__(self): return f"Run({str(self.dir)!r}, step={self.last_step()})"
+
+    def _clean_stale(self):
+        "Remove what a killed process left behind: temporary files and half-written checkpoint folders."
+        for d in (self.dir, self.ckpt_dir):
+            for p in d.glob(".*.tmp"):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        for p in self.ckpt_dir.glob(".step-*.old*"): shutil.rmtree(p, ignore_errors=True)
 
     def log(self, **metrics):
         "Append one line to `metrics.jsonl` (flushed and fsynced)."
@@ -238,9 +316,19 @@ class Run:
             f.write(json.dumps(rec) + "\n"); f.flush(); os.fsync(f.fileno())
 
     def metrics(self) -> list[dict]:
-        "All logged records, in order."
+        "All logged records, in order (a half-written last line, left by a kill, is skipped)."
         if not self.metrics_path.exists(): return []
-        with open(self.metrics_path) as f: return [json.loads(l) for l in f if l.strip()]
+        text = self.metrics_path.read_text()
+        lines = text.split("\n")
+        out = []
+        for i, line in enumerate(lines):
+            if not line.strip(): continue
+            try: out.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i == len(lines) - 1: break            # no newline after it: a write cut off by a kill
+                raise ValueError(f"{self.metrics_path} line {i + 1} is not JSON ({line[:60]!r}): the log is damaged; "
+                                 f"remove that line, or start a new run folder") from None
+        return out
 
     def checkpoints(self) -> list[Path]:
         return sorted(p for p in self.ckpt_dir.glob("step-*") if (p/"meta.json").exists())
@@ -250,24 +338,49 @@ class Run:
         return ck[-1] if ck else None
 
     def last_step(self) -> int | None:
-        ck = self.latest_checkpoint()
-        return None if ck is None else read_json(ck/"meta.json")["step"]
+        for ck in reversed(self.checkpoints()):
+            with contextlib.suppress(CheckpointCorruptError): return read_meta(ck)["step"]
+        return None
 
     def save(self, step: int, model, **kwargs) -> Path:
         "Checkpoint at `step` (see `save_checkpoint` for `kwargs`), keeping the newest `keep` checkpoints."
-        p = save_checkpoint(self.ckpt_dir/f"step-{int(step):09d}", model, step=step, config=self.config, **kwargs)
+        log_bytes = self.metrics_path.stat().st_size if self.metrics_path.exists() else 0
+        p = save_checkpoint(self.ckpt_dir/f"step-{int(step):09d}", model, step=step, config=self.config,
+                            meta={"log_bytes": log_bytes}, **kwargs)
         for old in self.checkpoints()[:-self.keep]: shutil.rmtree(old, ignore_errors=True)
         return p
 
     def restore(self, model, **kwargs) -> dict | None:
-        "Load the newest checkpoint (None if there is none) and drop log lines written after it."
-        ck = self.latest_checkpoint()
-        if ck is None: return None
-        info = load_checkpoint(ck, model, **kwargs)
-        recs = [r for r in self.metrics() if r.get("step", -1) <= info["step"]]
+        """Load the newest checkpoint that is intact (a damaged one is set aside as `.step-*.corrupt`, with a
+        warning, and the one before it is used) and cut the log back to what was written when it was saved.
+        With no checkpoint, the log is emptied (the run starts again) and None is returned."""
+        self._clean_stale()
+        cks, damaged = self.checkpoints(), []
+        for ck in reversed(cks):
+            try: info = load_checkpoint(ck, model, **kwargs)
+            except CheckpointCorruptError as e:
+                damaged.append(str(e))
+                aside = ck.with_name(f".{ck.name}.corrupt"); shutil.rmtree(aside, ignore_errors=True); os.replace(ck, aside)
+                warnings.warn(f"{e}; set aside as {aside}, resuming from the checkpoint before it")
+                continue
+            self._truncate_log(info)
+            return info
+        if damaged:
+            raise CheckpointCorruptError(f"every checkpoint of {self.dir} is damaged ({'; '.join(damaged)}): start a new run")
+        self._truncate_log(None)
+        return None
+
+    def _truncate_log(self, info: dict | None):
+        "Keep only the log lines written before the checkpoint `info` (all of them gone if None)."
+        if not self.metrics_path.exists(): return
+        if info is None: self.metrics_path.unlink(); return
+        n = info.get("log_bytes")
+        if isinstance(n, int) and self.metrics_path.stat().st_size >= n: os.truncate(self.metrics_path, n)
+        recs = self.metrics()
+        if all(r.get("step", -1) <= info["step"] for r in recs) and self.metrics_path.read_bytes().endswith(b"\n"): return
+        recs = [r for r in recs if r.get("step", -1) <= info["step"]]   # records of later steps, or a torn last line
         with atomic_write(self.metrics_path, "w") as f:
             for r in recs: f.write(json.dumps(r) + "\n")
-        return info
 
     def save_figure(self, fig, name: str) -> Path:
         "Save a plotly figure as standalone HTML (plotly.js embedded, works offline) in `figures/`."

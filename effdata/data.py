@@ -23,8 +23,8 @@ from .core import atomic_write, check_fraction, read_json
 
 # %% auto #0
 __all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'DatasetError', 'read_cifar_pickle', 'read_idx', 'ImageDataset',
-           'DatasetInfo', 'load_dataset', 'Selection', 'epoch_generator', 'ShuffleSampler', 'WeightedSampler',
-           'ClassBalancedSampler', 'train_transform', 'Batch', 'Loader']
+           'DatasetInfo', 'load_dataset', 'provenance', 'SelectionFileError', 'Selection', 'epoch_generator',
+           'ShuffleSampler', 'WeightedSampler', 'ClassBalancedSampler', 'train_transform', 'Batch', 'Loader']
 
 # %% ../nbs/01_data.ipynb #4f52066b
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -95,14 +95,29 @@ class ImageDataset(Dataset):
     "In-memory image classification data: `images` (N, C, H, W) `uint8`, `targets` (N,) `int64`."
     def __init__(self, images, targets, classes: Sequence[str], *, name: str = "custom", split: str = "train",
                  transform: Callable | None = None, weights=None, source_indices=None):
-        images, targets = torch.as_tensor(images), torch.as_tensor(targets, dtype=torch.int64)
-        if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images: expected a uint8 (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}")
+        images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        targets = _as_labels(targets)
+        shape = tuple(images.shape)
+        if images.ndim == 3:
+            raise ValueError(f"images has shape {shape}: pass (N, C, H, W); for grey images (N, H, W) add the channel "
+                             f"axis: images[:, None]")
+        if images.ndim != 4:
+            raise ValueError(f"images has shape {shape}: pass a uint8 tensor or array (N, C, H, W)")
+        if shape[1] not in (1, 3, 4) and shape[3] in (1, 3, 4):
+            raise ValueError(f"images has shape {shape}, which is (N, H, W, C) with the channels last: pass "
+                             f"images.permute(0, 3, 1, 2) (NumPy: images.transpose(0, 3, 1, 2)) for (N, C, H, W)")
+        if images.dtype != torch.uint8:
+            hint = ("float images in [0, 1]: pass (images * 255).round().to(torch.uint8)" if images.is_floating_point()
+                    else "pass uint8 pixel values 0..255")
+            raise ValueError(f"images has dtype {images.dtype}: effdata stores uint8 images (N, C, H, W); for {hint}")
+        if not isinstance(classes, Sequence) or isinstance(classes, str) or not len(classes):
+            raise ValueError(f"classes={classes!r}: pass the class names, one per label (e.g. [str(i) for i in range(10)])")
         if len(images) != len(targets):
             raise ValueError(f"images ({len(images)}) and targets ({len(targets)}) differ in length: pass one label per image")
         self.images, self.targets, self.classes = images, targets, list(classes)
         if len(targets) and (targets.min() < 0 or targets.max() >= len(self.classes)):
-            raise ValueError(f"targets span {int(targets.min())}..{int(targets.max())} but there are {len(self.classes)} classes")
+            raise ValueError(f"targets span {int(targets.min())}..{int(targets.max())} but there are {len(self.classes)} classes: "
+                             f"pass labels 0..{len(self.classes) - 1}, or one class name per label")
         self.name, self.split, self.transform = name, split, transform
         self.weights = None if weights is None else _check_weights(weights, len(self), "weights")
         self.source_indices = (torch.arange(len(self)) if source_indices is None
@@ -133,6 +148,14 @@ class ImageDataset(Dataset):
         w = "" if self.weights is None else ", weighted"
         return (f"ImageDataset('{self.name}', split='{self.split}', n={len(self)}, shape={self.shape}, "
                 f"classes={self.num_classes}{w})")
+
+def _as_labels(targets) -> torch.Tensor:
+    "Integer labels (N,) as int64; float labels that are whole numbers are accepted, others refused."
+    t = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
+    if t.ndim != 1: raise ValueError(f"targets has shape {tuple(t.shape)}: pass one integer label per image, shape (N,)")
+    if t.is_floating_point() and t.numel() and not (torch.isfinite(t).all() and (t == t.round()).all()):
+        raise ValueError("targets holds non-integer values: pass class indices 0..K-1 (not probabilities or one-hot rows)")
+    return t.to(torch.int64)
 
 def _check_indices(indices, n: int, name: str = "indices") -> torch.Tensor:
     idx = torch.as_tensor(np.asarray(indices))
@@ -275,15 +298,30 @@ def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | N
                         name=name, split=split, transform=transform)
 
 # %% ../nbs/01_data.ipynb #db2cf4a3
+def provenance(data: ImageDataset) -> dict:
+    "What a selection, weights or checkpoint was made for: dataset name, split, size and class count."
+    return {"name": data.name, "split": data.split, "n": len(data), "num_classes": data.num_classes}
+
+def _describe(p: dict) -> str:
+    return f"{p.get('name')} ({p.get('split')}, {p.get('n')} samples, {p.get('num_classes')} classes)"
+
+class SelectionFileError(ValueError):
+    "A file given as a selection is not one (truncated, or another kind of file)."
+
 @dataclass
 class Selection:
-    "Positions `indices` into a dataset of `n` samples, optional per-sample `weights`, and `info` on how they were chosen."
+    """Positions `indices` into a dataset of `n` samples, optional per-sample `weights`, `info` on how they were
+    chosen, and `dataset`: what they were made for (`provenance`; set when `n` is given as the dataset itself)."""
     indices: np.ndarray
     n: int
     weights: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    dataset: dict | None = None
 
     def __post_init__(self):
+        if isinstance(self.n, ImageDataset): self.dataset, self.n = provenance(self.n), len(self.n)
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
+            raise ValueError(f"n={self.n!r}: pass the size of the dataset the positions index (or the dataset itself)")
         self.n = int(self.n)
         idx = _check_indices(self.indices, self.n).numpy()
         if len(np.unique(idx)) != len(idx):
@@ -293,9 +331,9 @@ class Selection:
         if self.weights is not None: self.weights = _check_weights(self.weights, len(idx)).numpy()
 
     @classmethod
-    def full(cls, n: int, **info) -> "Selection":
-        "All `n` samples, unweighted."
-        return cls(np.arange(n), n, info={"method": "full", **info})
+    def full(cls, n: int | ImageDataset, **info) -> "Selection":
+        "All `n` samples (or all of a dataset, recording its provenance), unweighted."
+        return cls(np.arange(len(n) if isinstance(n, ImageDataset) else n), n, info={"method": "full", **info})
 
     @classmethod
     def from_mask(cls, mask, weights=None, **info) -> "Selection":
@@ -311,9 +349,18 @@ class Selection:
 
     def apply(self, dataset: ImageDataset) -> ImageDataset:
         "The selected samples of `dataset`, carrying the selection's weights."
+        if not isinstance(dataset, ImageDataset):
+            raise TypeError(f"dataset is a {type(dataset).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
+        made = f" (made for {_describe(self.dataset)})" if self.dataset else ""
         if len(dataset) != self.n:
-            raise ValueError(f"this selection indexes a dataset of {self.n} samples but {dataset!r} has {len(dataset)}: "
+            raise ValueError(f"this selection indexes a dataset of {self.n} samples{made} but {dataset!r} has {len(dataset)}: "
                              f"apply it to the dataset (and split) it was made for")
+        if self.dataset:
+            here = provenance(dataset)
+            diff = [k for k in ("name", "split", "num_classes") if self.dataset.get(k) is not None and self.dataset[k] != here[k]]
+            if diff:
+                raise ValueError(f"this selection was made for {_describe(self.dataset)} but is applied to {_describe(here)}: "
+                                 f"apply it to the dataset it was made for, or make a new selection")
         return dataset.subset(self.indices, self.weights)
 
     def class_counts(self, targets, num_classes: int | None = None) -> np.ndarray:
@@ -324,19 +371,37 @@ class Selection:
         "Write an `.npz` (indices, weights, info as JSON) atomically."
         import json
         path = Path(path)
-        arrays = {"indices": self.indices, "n": np.int64(self.n), "info": np.array(json.dumps(self.info, default=str))}
+        arrays = {"indices": self.indices, "n": np.int64(self.n), "info": np.array(json.dumps(self.info, default=str)),
+                  "dataset": np.array(json.dumps(self.dataset))}
         if self.weights is not None: arrays["weights"] = self.weights
         with atomic_write(path) as f: np.savez(f, **arrays)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Selection":
-        import json
+        "Read a selection file written by `save`; a missing, truncated or foreign file raises an error naming it."
+        import json, zipfile
+        path = Path(path)
+        fix = "pass a selection .npz written by Selection.save (or `effdata select`)"
+        if not path.is_file(): raise FileNotFoundError(f"selection file {path} does not exist: {fix}")
+        head = path.read_bytes()[:8]
+        if head.startswith(b"\x93NUMPY"):
+            raise SelectionFileError(f"{path} is a single .npy array, not a selection file: {fix}; to use an array of "
+                                     f"positions, Selection(np.load({str(path)!r}), len(dataset)).save('selection.npz')")
+        if head.lstrip()[:1] in (b"{", b"["):
+            raise SelectionFileError(f"{path} is a JSON file (class weights from `effdata reweight`?), not a selection: {fix}; "
+                                     f"class weights go to ClassWeights.load / --weights")
+        if not head.startswith(b"PK"):
+            raise SelectionFileError(f"{path} is not an .npz file (it starts with {head[:4]!r}): {fix}")
         try:
             with np.load(path, allow_pickle=False) as z:
-                return cls(z["indices"], int(z["n"]), z["weights"] if "weights" in z.files else None, json.loads(str(z["info"])))
-        except (KeyError, ValueError, OSError) as e:
-            raise ValueError(f"{path} is not a selection file written by Selection.save ({e})") from e
+                missing = [k for k in ("indices", "n", "info") if k not in z.files]
+                if missing: raise SelectionFileError(f"{path} is an .npz without {', '.join(missing)}, not a selection file: {fix}")
+                ds = json.loads(str(z["dataset"])) if "dataset" in z.files else None
+                return cls(z["indices"], int(z["n"]), z["weights"] if "weights" in z.files else None,
+                           json.loads(str(z["info"])), ds)
+        except (zipfile.BadZipFile, EOFError, OSError, KeyError, json.JSONDecodeError) as e:
+            raise SelectionFileError(f"{path} is truncated or damaged ({type(e).__name__}: {e}): write it again, or {fix}") from None
 
     def __repr__(self):
         w = "" if self.weights is None else f", weights {self.weights.min():.3g}..{self.weights.max():.3g}"

@@ -73,6 +73,29 @@ class DiffusionConfig:
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
             raise ValueError(f"prediction_type={self.prediction_type!r}: use 'epsilon' (the paper), 'v_prediction' or 'sample'")
         if not 0 <= self.ema_decay < 1: raise ValueError(f"ema_decay={self.ema_decay!r}: pass a number in [0, 1), e.g. 0.999")
+        def num(name, ok, want):
+            v = getattr(self, name)
+            good = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and ok(v)
+            if not good: raise ValueError(f"{name}={v!r}: pass {want}")
+        def count(name, low):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low: raise ValueError(f"{name}={v!r}: pass an integer >= {low}")
+        num("lr", lambda v: v > 0, "a finite learning rate > 0, e.g. 2e-4")
+        num("dropout", lambda v: 0 <= v < 1, "a probability in [0, 1), e.g. 0.1")
+        num("beta_start", lambda v: 0 < v < 1, "a number in (0, 1), e.g. 1e-4")
+        num("beta_end", lambda v: self.beta_start < v < 1, f"a number in (beta_start={self.beta_start}, 1), e.g. 0.02")
+        if self.grad_clip is not None: num("grad_clip", lambda v: v > 0, "a number > 0, or None")
+        for name, low in (("num_train_timesteps", 2), ("layers_per_block", 1), ("batch_size", 1), ("train_steps", 1),
+                          ("sample_steps", 1), ("warmup_steps", 0), ("norm_num_groups", 1), ("image_size", 1)):
+            count(name, low)
+        if self.num_classes is not None: count("num_classes", 1)
+        schedules = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
+        if self.beta_schedule not in schedules:
+            raise ValueError(f"beta_schedule={self.beta_schedule!r}: use one of {', '.join(map(repr, schedules))}")
+        stray = [r for r in self.attention_resolutions if r not in self.resolutions]
+        if stray:
+            raise ValueError(f"attention_resolutions={self.attention_resolutions} holds {stray}, which no U-Net level has "
+                             f"(the levels are {self.resolutions}): pick from those, or () for no attention")
 
     @property
     def shape(self) -> tuple[int, int, int]: return (self.channels, self.image_size, self.image_size)
@@ -240,6 +263,7 @@ class DDPMTrainer(Trainer):
                 raise ValueError(f"steps={steps!r}: pass the number of optimisation steps, a positive integer")
             steps = int(steps)
             bs = kw.get("batch_size", cfg.batch_size)
+            if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1: raise ValueError(f"batch_size={bs!r}: pass a positive integer")
             n_train = len(selection) if selection is not None else len(data)
             epochs = math.ceil(steps / math.ceil(n_train / bs))
         if unet is None:
@@ -302,6 +326,8 @@ def sample(unet: nn.Module, config, n: int, *, steps: int = 50, method: str = "d
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= T:
         raise ValueError(f"steps={steps!r}: pass a number of sampling steps in 1..{T}, e.g. steps=50")
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size={batch_size!r}: pass a positive integer")
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+        raise ValueError(f"eta={eta!r}: pass the DDIM noise share, a number in [0, 1] (0: deterministic)")
     uc = unet.config
     conditional = getattr(uc, "num_class_embeds", None) is not None
     if conditional:

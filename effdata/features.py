@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .core import atomic_write, get_device
 from .data import ImageDataset, Loader
-from .models import Normalize, pretrained
+from .models import Normalize, check_input, pretrained
 
 # %% auto #0
 __all__ = ['RandomProjection', 'FeatureHead', 'ResizeEncoder', 'encoder', 'dataset_key', 'encoder_key', 'extract']
@@ -69,7 +69,8 @@ def encoder(name: str | nn.Module, *, dataset: ImageDataset | None = None, root=
         if dataset is None: raise ValueError("encoder('pixels') needs dataset= (for the image shape)")
         return RandomProjection(dataset.shape, min(dim, int(np.prod(dataset.shape))), seed).eval()   # never more dims than pixels
     if name in ("cifar10_cnn", "cifar10_lenet", "mnist_lenet5", "mnist_lenet5_robust"):
-        return FeatureHead(pretrained(name, root=root)).eval()
+        head = FeatureHead(pretrained(name, root=root)); head.zoo_name = name
+        return head.eval()
     import torchvision.models as tvm
     if name == "resnet18":
         w = tvm.ResNet18_Weights.DEFAULT; _cached_torchvision(w)
@@ -126,7 +127,10 @@ def extract(enc: nn.Module, data: ImageDataset, *, batch_size: int = 256, device
     if cache is not None:
         path = Path(cache)/f"features-{dataset_key(data)}-{encoder_key(enc)}.safetensors"
         if path.exists(): return load_file(str(path))["features"]
-    dev = get_device(device); was = enc.training; enc = enc.to(dev).eval()
+    if not isinstance(data, ImageDataset):
+        raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
+    dev = get_device(device); check_input(enc.to(dev), data.shape, data.name, role="encoder")
+    was = enc.training; enc = enc.to(dev).eval()
     out = []
     try:
         for b in tqdm(Loader(data, batch_size, sampler="sequential", transform=None, device=dev),

@@ -17,7 +17,7 @@ from torch import nn
 
 from .core import get_device
 from .data import ImageDataset
-from .models import predict
+from .models import check_classifier, predict
 
 # %% auto #0
 __all__ = ['ATTRIBUTIONS', 'accuracy', 'FeatureStats', 'feature_stats', 'frechet_distance_from_stats', 'frechet_distance',
@@ -28,6 +28,7 @@ __all__ = ['ATTRIBUTIONS', 'accuracy', 'FeatureStats', 'feature_stats', 'frechet
 # %% ../nbs/04_metrics.ipynb #9361916e
 def accuracy(model: nn.Module, data: ImageDataset, *, batch_size: int = 256, device=None) -> float:
     "Share of `data` that `model` classifies correctly (eval mode, no augmentation)."
+    check_classifier(model, data.num_classes, data.shape, data.name)
     logits = predict(model, data, batch_size=batch_size, device=device)
     if logits.ndim != 2 or logits.shape[1] != data.num_classes:
         raise ValueError(f"the model returns shape {tuple(logits.shape[1:])} per image but {data.name} has "

@@ -5,6 +5,7 @@
 # %% ../nbs/02_models.ipynb #cf373e2d
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +16,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import get_device
-from .data import ImageDataset, Loader, data_root, _root_origin
+from .data import DATASETS, ImageDataset, Loader, data_root, _root_origin
 
 # %% auto #0
-__all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'MNIST_MEAN', 'MNIST_STD', 'ZOO', 'Normalize', 'CifarCNN', 'TutorialNet', 'LeNet5',
-           'SmallCNN', 'MLP', 'cifar_resnet18', 'count_params', 'check_classifier', 'predict', 'ZooEntry', 'pretrained']
+__all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'MNIST_MEAN', 'MNIST_STD', 'ZOO', 'seeded', 'Normalize', 'CifarCNN', 'TutorialNet',
+           'LeNet5', 'SmallCNN', 'MLP', 'cifar_resnet18', 'count_params', 'expects', 'check_input', 'check_classifier',
+           'predict', 'ZooEntry', 'pretrained']
 
 # %% ../nbs/02_models.ipynb #0e20ea51
+@contextlib.contextmanager
+def seeded(seed: int | None):
+    """Draw from torch's CPU generator seeded with `seed` inside the block, leaving the global generator as it was
+    (`None`: the global generator, as it stands). effdata's architectures initialise their weights this way, so
+    `MLP()` is the same network in every process: torch seeds its global generator at random in each new process."""
+    if seed is None: yield; return
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not a non-negative integer: pass e.g. seed=0 (or None for torch's global generator)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed); yield
+
 class Normalize(nn.Module):
     "Per-channel `(x - mean) / std` as a layer (buffers not saved in the state dict)."
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
@@ -39,12 +52,13 @@ class CifarCNN(nn.Module):
     """Six 3x3 convolutions (64-64-128-128-64-64, no padding, ReLU *then* BatchNorm), max-pool after the
     2nd and 4th, then 1024-512-10 dense layers. Trained on raw 0..255 pixels: `input_scale` maps our
     [0, 1] images there. `final_relu` keeps the ReLU the original applied to its logits."""
-    def __init__(self, num_classes: int = 10, input_scale: float = 255.0, final_relu: bool = True):
+    def __init__(self, num_classes: int = 10, input_scale: float = 255.0, final_relu: bool = True, seed: int | None = 0):
         super().__init__()
         ch = [3, 64, 64, 128, 128, 64, 64]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3) for a, b in zip(ch[:-1], ch[1:]))
-        self.bns = nn.ModuleList(nn.BatchNorm2d(c, eps=1e-3) for c in ch[1:])
-        self.fc1, self.fc2, self.fc3 = nn.Linear(64, 1024), nn.Linear(1024, 512), nn.Linear(512, num_classes)
+        with seeded(seed):
+            self.convs = nn.ModuleList(nn.Conv2d(a, b, 3) for a, b in zip(ch[:-1], ch[1:]))
+            self.bns = nn.ModuleList(nn.BatchNorm2d(c, eps=1e-3) for c in ch[1:])
+            self.fc1, self.fc2, self.fc3 = nn.Linear(64, 1024), nn.Linear(1024, 512), nn.Linear(512, num_classes)
         self.input_scale, self.final_relu = input_scale, final_relu
     def features(self, x):
         "The 512-d penultimate activations (for Frechet distances and surrogate features)."
@@ -59,11 +73,12 @@ class CifarCNN(nn.Module):
 
 class TutorialNet(nn.Module):
     "The PyTorch 60-minute-tutorial CIFAR-10 LeNet (captum's tutorial weights); normalises with mean = std = 0.5 inside."
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, seed: int | None = 0):
         super().__init__()
         self.norm = Normalize([0.5]*3, [0.5]*3)
-        self.conv1, self.conv2 = nn.Conv2d(3, 6, 5), nn.Conv2d(6, 16, 5)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, num_classes)
+        with seeded(seed):
+            self.conv1, self.conv2 = nn.Conv2d(3, 6, 5), nn.Conv2d(6, 16, 5)
+            self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, num_classes)
     def features(self, x):
         x = F.max_pool2d(F.relu(self.conv1(self.norm(x))), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
@@ -72,10 +87,11 @@ class TutorialNet(nn.Module):
 
 class LeNet5(nn.Module):
     "advertorch's MNIST LeNet5: two 3x3 conv (32, 64, padded) + pool, then 200-10 dense; input in [0, 1]."
-    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, seed: int | None = 0):
         super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(in_channels, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1)
-        self.linear1, self.linear2 = nn.Linear(64*7*7, 200), nn.Linear(200, num_classes)
+        with seeded(seed):
+            self.conv1, self.conv2 = nn.Conv2d(in_channels, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1)
+            self.linear1, self.linear2 = nn.Linear(64*7*7, 200), nn.Linear(200, num_classes)
     def features(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
@@ -85,32 +101,36 @@ class LeNet5(nn.Module):
 # %% ../nbs/02_models.ipynb #f5dd547a
 class SmallCNN(nn.Module):
     "Conv(w)-Conv(2w)-Conv(4w) with BatchNorm, ReLU and pooling, then a linear classifier; any input size >= 8."
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 32, mean=None, std=None):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: int = 32, mean=None, std=None,
+                 seed: int | None = 0):
         super().__init__()
         self.norm = Normalize(mean, std) if mean is not None else nn.Identity()
         def block(a, b): return nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True))
-        self.body = nn.Sequential(block(in_channels, width), nn.MaxPool2d(2), block(width, 2*width), nn.MaxPool2d(2),
-                                  block(2*width, 4*width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(4*width, num_classes)
+        with seeded(seed):
+            self.body = nn.Sequential(block(in_channels, width), nn.MaxPool2d(2), block(width, 2*width), nn.MaxPool2d(2),
+                                      block(2*width, 4*width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.head = nn.Linear(4*width, num_classes)
     def features(self, x): return self.body(self.norm(x))
     def forward(self, x): return self.head(self.features(x))
 
 class MLP(nn.Module):
     "Flatten, then hidden layers with ReLU, then a linear classifier (e.g. for the 8x8 digits)."
-    def __init__(self, in_features: int = 64, num_classes: int = 10, hidden: Sequence[int] = (256, 256)):
+    def __init__(self, in_features: int = 64, num_classes: int = 10, hidden: Sequence[int] = (256, 256), seed: int | None = 0):
         super().__init__()
         dims = [in_features, *hidden]
         layers = [nn.Flatten()]
-        for a, b in zip(dims[:-1], dims[1:]): layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
-        self.body, self.head = nn.Sequential(*layers), nn.Linear(dims[-1], num_classes)
+        with seeded(seed):
+            for a, b in zip(dims[:-1], dims[1:]): layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+            self.body, self.head = nn.Sequential(*layers), nn.Linear(dims[-1], num_classes)
     def features(self, x): return self.body(x)
     def forward(self, x): return self.head(self.features(x))
 
-def cifar_resnet18(num_classes: int = 10, mean=CIFAR10_MEAN, std=CIFAR10_STD) -> nn.Module:
+def cifar_resnet18(num_classes: int = 10, mean=CIFAR10_MEAN, std=CIFAR10_STD, seed: int | None = 0) -> nn.Module:
     "torchvision's ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool) and normalisation inside."
     from torchvision.models import resnet18
-    net = resnet18(num_classes=num_classes)
-    net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); net.maxpool = nn.Identity()
+    with seeded(seed):
+        net = resnet18(num_classes=num_classes)
+        net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); net.maxpool = nn.Identity()
     return nn.Sequential(Normalize(mean, std), net)
 
 # %% ../nbs/02_models.ipynb #e4e00788
@@ -118,21 +138,44 @@ def count_params(model: nn.Module) -> int:
     "Number of parameters of `model`."
     return sum(p.numel() for p in model.parameters())
 
+def expects(model: nn.Module) -> str:
+    "What input `model` is built for, in words (from the zoo entry, else its first convolution or linear layer)."
+    zoo = getattr(model, "zoo_name", None)
+    name = type(model).__name__ + (f" (pretrained {zoo!r})" if zoo else "")
+    if zoo is not None and zoo in ZOO:
+        ds = ZOO[zoo].dataset
+        return f"{name} expects {ds} images {DATASETS[ds].shape} with {len(DATASETS[ds].classes)} classes"
+    if getattr(model, "in_shape", None): return f"{name} expects images {tuple(model.in_shape)}"
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    if isinstance(first, nn.Conv2d): return f"{name} expects {first.in_channels}-channel images"
+    if isinstance(first, nn.Linear): return f"{name} expects {first.in_features} input values per image (C x H x W flattened)"
+    return name
+
+def _for(what: str, shape) -> str: return f"{what} {tuple(shape)}"
+
 @torch.no_grad()
+def check_input(model: nn.Module, shape: tuple[int, int, int], what: str = "the data", *, fn: Callable | None = None,
+                role: str = "model") -> torch.Tensor:
+    "Run `model` (or `fn(model, x)`) on two blank images of `shape`; a failure raises a `ValueError` saying which model expects what."
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{role} is a {type(model).__name__}: pass an nn.Module, e.g. effdata.models.pretrained('cifar10_cnn')")
+    p = next(iter(model.parameters()), None)
+    was = model.training; model.eval()
+    try: return (fn(model, torch.zeros(2, *shape, device=p.device if p is not None else "cpu")) if fn else
+                 model(torch.zeros(2, *shape, device=p.device if p is not None else "cpu")))
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise ValueError(f"{role} does not fit {_for(what, shape)} images: {expects(model)} ({str(e).splitlines()[0][:100]}); "
+                         f"pass a {role} built for {what}") from None
+    finally: model.train(was)
+
 def check_classifier(classifier: nn.Module, num_classes: int, shape: tuple[int, int, int], what: str = "the data") -> nn.Module:
     "Raise a clear error unless `classifier` maps (B, *shape) images to (B, num_classes) logits; returns it."
-    if not isinstance(classifier, nn.Module):
-        raise TypeError(f"classifier is a {type(classifier).__name__}: pass an nn.Module, e.g. effdata.models.pretrained('cifar10_cnn')")
-    p = next(iter(classifier.parameters()), None)
-    was = classifier.training; classifier.eval()
-    try: out = classifier(torch.zeros(2, *shape, device=p.device if p is not None else "cpu"))
-    except RuntimeError as e:
-        raise ValueError(f"classifier fails on {shape} images ({str(e)[:120]}): pass a classifier built for {what}") from e
-    finally: classifier.train(was)
+    out = check_input(classifier, shape, what, role="classifier")
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != num_classes:
         got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"classifier outputs shape {got} per image but {what} has {num_classes} classes: pass a "
-                         f"classifier trained on {what} (one logit per class; build it with num_classes={num_classes})")
+        raise ValueError(f"classifier outputs shape {got} per image but {what} has {num_classes} classes "
+                         f"({expects(classifier)}): pass a classifier trained on {what} (one logit per class; "
+                         f"build it with num_classes={num_classes})")
     return classifier
 
 # %% ../nbs/02_models.ipynb #51789aca
@@ -182,4 +225,5 @@ def pretrained(name: str, *, root: str | os.PathLike | None = None, device=None)
     if res.missing_keys or res.unexpected_keys:
         raise ValueError(f"{f} does not fit {type(model).__name__}: missing {res.missing_keys[:4]}, "
                          f"unexpected {res.unexpected_keys[:4]}: is it the right file for {name!r}?")
+    model.zoo_name = name   # so that errors can say what it was made for
     return model.to(get_device(device) if device is not None else "cpu").eval()

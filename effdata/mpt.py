@@ -386,6 +386,9 @@ class MPTTrainer(ClassifierTrainer):
             raise ValueError(f"stop_tol={p['stop_tol']!r}: pass the share of mask bits below which training stops, in [0, 1), or None")
         if kept is None: kept = kept_fractions(model)["total"]
         kept = check_fraction(kept, "kept", "the fraction of weights to keep")
+        ramp = check_fraction(ramp, "ramp", "the share of training over which the kept fraction ramps down")
+        start_kept = check_fraction(start_kept, "start_kept", "the kept fraction the cubic schedule starts from")
+        if min_kept is not None: min_kept = check_fraction(min_kept, "min_kept", "the least kept fraction of any layer")
         if p["mode"] not in ("layer", "global"): raise ValueError(f"mode={p['mode']!r}: use 'layer' or 'global'")
         if p["schedule"] not in ("none", "cubic"): raise ValueError(f"schedule={p['schedule']!r}: use 'none' or 'cubic'")
         if p["mask_method"] not in MASK_METHODS: raise ValueError(f"mask_method={p['mask_method']!r}: use one of {', '.join(MASK_METHODS)}")

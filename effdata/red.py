@@ -349,7 +349,7 @@ def red_objective(denoiser: nn.Module, classifier: nn.Module, x: torch.Tensor, x
     """Per-pair RED loss `(B,)`: l1(D(x'), x) + gamma CE(f(D(x')), f(x)) + lam CE(f(x + x' - D(x')), f(x')),
     averaged over the original pair and its augmented copies; plus a dict of numbers to log."""
     check_pair(x, x_adv)
-    if gamma < 0 or lam < 0: raise ValueError(f"gamma={gamma!r}, lam={lam!r}: the weights of the alignment terms must be >= 0")
+    if not (gamma >= 0 and lam >= 0 and math.isfinite(gamma) and math.isfinite(lam)): raise ValueError(f"gamma={gamma!r}, lam={lam!r}: the weights of the alignment terms must be >= 0")
     B = len(x)
     align = gamma > 0 or lam > 0
     xs, xas = [x], [x_adv]
@@ -393,7 +393,7 @@ class REDTrainer(Trainer):
         self.augment = tuple(st["augment"] if augment is None else augment)
         for a in self.augment:
             if a not in AUGMENTATIONS: raise ValueError(f"augment holds {a!r}: choose from {', '.join(AUGMENTATIONS)}")
-        if self.gamma < 0 or self.lam < 0: raise ValueError(f"gamma={self.gamma}, lam={self.lam}: pass weights >= 0")
+        if not (self.gamma >= 0 and self.lam >= 0 and math.isfinite(self.gamma) and math.isfinite(self.lam)): raise ValueError(f"gamma={self.gamma}, lam={self.lam}: pass weights >= 0")
         self.filter, self.pairs = filter, pairs
         check_classifier(classifier, pairs.num_classes, pairs.shape, pairs.name)
         arch = denoiser.config if isinstance(denoiser, DnCNN) else {"class": type(denoiser).__name__}

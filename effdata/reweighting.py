@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .core import atomic_write, load_checkpoint, read_json
-from .data import Batch, ImageDataset, Selection
+from .data import Batch, ImageDataset, Selection, _describe, provenance
 from .diffusion import (DDPMTrainer, DiffusionConfig, denoising_loss, draw_noise, get_config, make_unet,
                                step_generator)
 
@@ -55,6 +55,45 @@ class ClassWeights:
     trajectory: np.ndarray | None = None
     excess: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    dataset: dict | None = None          # what they were made for (effdata.data.provenance), checked on use
+
+    def __post_init__(self):
+        w = np.asarray(self.weights, dtype=np.float64)
+        if w.ndim != 1 or not len(w): raise ValueError(f"weights has shape {w.shape}: pass one weight per class")
+        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be finite, >= 0 and not all 0 (got min {w.min():.3g}, max {w.max():.3g}): "
+                             f"pass class weights from DROTrainer.result() / reweight()")
+        if len(self.classes) != len(w):
+            raise ValueError(f"{len(w)} weights for {len(self.classes)} class names: pass one name per class")
+        self.weights = w
+
+    def check(self, data=None, *, targets=None):
+        "Raise a clear error unless these weights fit `data` (an ImageDataset) or the labels `targets`."
+        made = f" (made for {_describe(self.dataset)})" if self.dataset else ""
+        K = len(self.weights)
+        if data is not None:
+            if self.dataset and (self.dataset.get("name"), self.dataset.get("num_classes")) != (data.name, data.num_classes):
+                raise ValueError(f"these class weights were made for {_describe(self.dataset)} but are used on "
+                                 f"{_describe(provenance(data))}: compute class weights for this dataset (reweight / effdata reweight)")
+            if data.num_classes != K:
+                raise ValueError(f"these class weights have {K} classes{made} but {data.name} has {data.num_classes}: "
+                                 f"compute class weights for this dataset")
+            targets = data.targets
+        if targets is not None:
+            y = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
+            if self.dataset and data is None and len(y) != self.dataset.get("n", len(y)):
+                raise ValueError(f"these class weights were made for {_describe(self.dataset)} but are applied to the "
+                                 f"{len(y)} labels of another dataset (labels {y.min() if len(y) else '-'}.."
+                                 f"{y.max() if len(y) else '-'}): compute class weights for this dataset")
+            if len(y) and (y.min() < 0 or y.max() >= K):
+                raise ValueError(f"labels span {y.min()}..{y.max()} but these class weights have {K} classes{made}: "
+                                 f"use class weights made for this dataset")
+            unseen = np.flatnonzero(self.active & (np.bincount(y, minlength=K) == 0))
+            if len(unseen):
+                raise ValueError(f"these class weights give weight to {len(unseen)} classes that no label here has "
+                                 f"(e.g. {self.classes[unseen[0]]!r}){made}: the weights were made for another dataset; "
+                                 f"compute class weights for this one")
+        return self
 
     @property
     def active(self) -> np.ndarray: return self.weights > 0
@@ -63,23 +102,37 @@ class ClassWeights:
         y = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
         return (self.active.sum() * self.weights[y]).astype(np.float32)
     def apply(self, selection: Selection, targets) -> Selection:
-        "`selection` with per-sample weights K·α_y (targets: labels of the whole dataset the selection indexes)."
+        """`selection` with per-sample weights K·α_y. `targets`: the dataset the selection indexes (its provenance is
+        checked) or the labels of all of it."""
+        if not isinstance(selection, Selection):
+            raise TypeError(f"selection is a {type(selection).__name__}: pass a Selection (Selection.full(dataset) for all of it)")
+        if isinstance(targets, ImageDataset): self.check(targets); targets = targets.targets
+        else: self.check(targets=targets)
         y = np.asarray(targets.cpu() if isinstance(targets, torch.Tensor) else targets)
         if len(y) != selection.n:
             raise ValueError(f"targets has {len(y)} labels but the selection indexes {selection.n} samples: pass the labels of the whole dataset")
         return Selection(selection.indices, selection.n, self.sample_weights(y[selection.indices]),
                          {**selection.info, "reweighting": "dro", "class_weights": self.weights.round(6).tolist()})
     def save(self, path) -> Path:
-        d = {"weights": self.weights.tolist(), "classes": list(self.classes), "info": self.info,
+        d = {"format": "effdata.class_weights", "weights": self.weights.tolist(), "classes": list(self.classes),
+             "info": self.info, "dataset": self.dataset,
              "trajectory": None if self.trajectory is None else self.trajectory.tolist(),
              "excess": None if self.excess is None else np.where(np.isnan(self.excess), None, self.excess).tolist()}
         with atomic_write(path, "w") as f: json.dump(d, f)
         return Path(path)
     @classmethod
     def load(cls, path) -> "ClassWeights":
-        d = read_json(path)
+        "Read a class-weights file written by `save`; a missing, truncated or foreign file raises an error naming it."
+        path = Path(path); fix = "pass a class-weights .json written by ClassWeights.save (or `effdata reweight`)"
+        if path.is_file() and path.read_bytes()[:2] == b"PK":
+            raise ValueError(f"{path} is an .npz (a selection from `effdata select`?), not class weights: {fix}; "
+                             f"a selection goes to Selection.load / --selection")
+        d = read_json(path, fix)
+        if not isinstance(d, dict) or "weights" not in d or "classes" not in d:
+            raise ValueError(f"{path} is JSON but not class weights (no 'weights' and 'classes'): {fix}")
         arr = lambda v: None if v is None else np.array(v, dtype=np.float64)
-        return cls(np.array(d["weights"]), d["classes"], arr(d["trajectory"]), arr(d["excess"]), d["info"])
+        return cls(np.array(d["weights"], dtype=np.float64), d["classes"], arr(d.get("trajectory")), arr(d.get("excess")),
+                   d.get("info", {}), d.get("dataset"))
     def __repr__(self):
         top = np.argsort(-self.weights)[:3]
         return (f"ClassWeights({len(self.weights)} classes, max {self.weights.max():.3f} ({self.classes[top[0]]}), "
@@ -168,7 +221,8 @@ class DROTrainer(DDPMTrainer):
         avg = (self.alpha_sum / self.step).numpy()
         cw = ClassWeights(avg / avg.sum(), list(self.data.classes), torch.stack(self.traj).double().numpy(),
                           torch.stack(self.exc).double().numpy(), {**self.config["dro"], "steps": self.step,
-                          "config": self.diffusion_config.name, "n_train": len(self.data)})
+                          "config": self.diffusion_config.name, "n_train": len(self.data)},
+                          provenance(self.full_data))
         top = int(np.argmax(cw.weights))
         if cw.weights[top] > self.collapse_warn:
             warnings.warn(f"class weights collapsed: class {cw.classes[top]!r} holds {cw.weights[top]:.2f} of the weight "

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .core import check_fraction
-from .data import ImageDataset, Selection
+from .data import ImageDataset, Selection, provenance
 
 # %% auto #0
 __all__ = ['SCORES', 'check_features', 'gaussian_scores', 'ppca_scores', 'knn_scores', 'moderate_scores', 'random_scores',
@@ -75,6 +75,8 @@ def gaussian_scores(features, labels=None, *, ridge: float = 1e-5) -> np.ndarray
 def ppca_scores(features, labels=None, *, variance: float = 0.95) -> np.ndarray:
     "Log-likelihood under a per-class probabilistic PCA keeping `variance` of the variance (scikit-learn's PCA)."
     from sklearn.decomposition import PCA
+    if isinstance(variance, bool) or not isinstance(variance, (int, float)) or not 0 < variance < 1:
+        raise ValueError(f"variance={variance!r}: pass the share of the variance PPCA keeps, a number in (0, 1), e.g. 0.95")
     X, y = check_features(features, labels); X = X.double().numpy(); out = np.empty(len(X))
     for idx in _groups(y, len(X)):
         if len(idx) < 3:
@@ -86,7 +88,8 @@ def knn_scores(features, labels=None, *, k: int = 5, chunk: int = 2048) -> np.nd
     """Minus the distance to the k-th nearest neighbour within the class (higher = denser), computed in
     chunks of `chunk` rows: memory is chunk x class size, never N x N."""
     X, y = check_features(features, labels); X = X.float(); out = torch.empty(len(X))
-    if k < 1: raise ValueError(f"k={k}: pass k >= 1")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"k={k!r}: pass an integer k >= 1, e.g. k=5")
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1: raise ValueError(f"chunk={chunk!r}: pass a positive integer")
     for idx in _groups(y, len(X)):
         Xc = X[idx]; kk = min(k, len(idx) - 1)
         if kk < 1: raise ValueError(f"class {y[idx[0]] if y is not None else 0} has 1 sample: kNN needs at least 2 per class")
@@ -209,6 +212,7 @@ def coreset(data: ImageDataset, fraction: float, *, score: str = "gaussian", enc
     sel.info.update(encoder=encoder if isinstance(encoder, str) else type(encoder).__name__, encoder_key=encoder_key(enc),
                     dataset=data.name, split=data.split, dataset_key=dataset_key(data),
                     seconds_features=t1 - t0, seconds_scoring=time.perf_counter() - t1)
+    sel.dataset = provenance(data)   # checked when the selection is applied
     return sel
 
 # %% ../nbs/10_selection.ipynb #435fbf44

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,7 +23,8 @@ from .data import Batch, ImageDataset, Loader, Selection
 from .models import check_classifier
 
 # %% auto #0
-__all__ = ['DeferredInterrupt', 'make_optimizer', 'make_schedule', 'Trainer', 'ClassifierTrainer']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'DeferredInterrupt', 'NonFiniteLossError', 'make_optimizer', 'make_schedule', 'Trainer',
+           'ClassifierTrainer']
 
 # %% ../nbs/03_train.ipynb #9b7ab6c5
 class DeferredInterrupt:
@@ -39,16 +42,45 @@ class DeferredInterrupt:
         if self._old is not None: signal.signal(signal.SIGINT, self._old)
 
 # %% ../nbs/03_train.ipynb #8f2d8e42
+class NonFiniteLossError(FloatingPointError, ValueError):
+    "The loss became NaN or infinite: the run stops before that step changes the weights."
+
+def _number(value, name: str, *, low: float = 0.0, low_ok: bool = True, high: float = math.inf, high_ok: bool = True,
+            example: str = "") -> float:
+    "`value` as a finite float within the bounds, else a `ValueError` naming `name`, the value and an example."
+    try: v = float(value)
+    except (TypeError, ValueError): v = math.nan
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(v)
+          and (v > low or (low_ok and v == low)) and (v < high or (high_ok and v == high)))
+    if not ok:
+        lo, hi = ("[" if low_ok else "(") + f"{low:g}", (f"{high:g}" if math.isfinite(high) else "inf") + ("]" if high_ok and math.isfinite(high) else ")")
+        raise ValueError(f"{name}={value!r}: pass a finite number in {lo}, {hi}{', e.g. ' + example if example else ''}")
+    return v
+
+def _count(value, name: str, low: int = 1, example: str = "") -> int:
+    "`value` as an int >= `low`, else a `ValueError` naming `name` and the value."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r}: pass an integer >= {low}{', e.g. ' + example if example else ''}")
+    return int(value)
+
+OPTIMIZERS, SCHEDULES = ("sgd", "adam", "adamw"), ("constant", "cosine", "step")
+
 def make_optimizer(params, name: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4):
     "SGD (Nesterov momentum) or Adam/AdamW by name."
+    if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
+        raise ValueError(f"optimizer={name!r}: use {', '.join(map(repr, OPTIMIZERS))}")
+    lr = _number(lr, "lr", low_ok=False, example="lr=0.05")
+    momentum = _number(momentum, "momentum", high=1.0, high_ok=False, example="momentum=0.9")
+    weight_decay = _number(weight_decay, "weight_decay", example="weight_decay=5e-4")
     name = name.lower()
     if name == "sgd": return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     if name == "adam": return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer={name!r}: use 'sgd', 'adam' or 'adamw'")
 
 def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int = 0):
     "Learning-rate schedule by name: 'constant', 'cosine' or 'step' (x0.1 at 50 % and 75 %), after linear warm-up."
+    if name not in SCHEDULES: raise ValueError(f"schedule={name!r}: use {', '.join(map(repr, SCHEDULES))}")
+    warmup_steps = _count(warmup_steps, "warmup_steps", 0, "warmup_steps=0")
     def f(step):
         if step < warmup_steps: return (step + 1) / warmup_steps
         p = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -70,7 +102,16 @@ class Trainer:
                  log_every: int = 10, progress: bool = True, **extra_config):
         if not isinstance(data, ImageDataset):
             raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
-        if not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs={epochs!r}: pass a positive integer")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model is a {type(model).__name__}: pass an nn.Module (e.g. effdata.models.MLP())")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ValueError(f"epochs={epochs!r}: pass a positive integer")
+        if grad_clip is not None: grad_clip = _number(grad_clip, "grad_clip", low_ok=False, example="grad_clip=1.0 (or None)")
+        log_every = _count(log_every, "log_every", 1, "log_every=10")
+        if ckpt_every is not None: ckpt_every = _count(ckpt_every, "ckpt_every", 1, "ckpt_every=100 (or None: each epoch)")
+        if run is not None and not isinstance(run, (Run, str, os.PathLike)):
+            raise TypeError(f"run is a {type(run).__name__}: pass a folder path (or a Run)")
+        if len(data) == 0: raise ValueError(f"data {data!r} holds no samples: pass a dataset with images")
         self.full_data = data
         self.data = selection.apply(data) if selection is not None else data
         self.device = get_device(device)
@@ -81,9 +122,9 @@ class Trainer:
                              transform="dataset" if augment else None)
         self.epoch_steps = list(self.epoch_lengths())
         self.total_steps = sum(self.epoch_steps)
-        self.ckpt_every = ckpt_every or len(self.loader)
+        self.ckpt_every = ckpt_every   # None: at the end of every epoch
         self.config = dict(trainer=type(self).__name__, model=type(model).__name__, dataset=data.name, split=data.split,
-                           n_data=len(data), n_train=len(self.data), epochs=epochs, batch_size=batch_size,
+                           n_data=len(data), num_classes=data.num_classes, n_train=len(self.data), epochs=epochs, batch_size=batch_size,
                            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                            warmup_steps=warmup_steps, grad_clip=grad_clip, sampler=sampler, augment=augment, seed=seed,
                            selection=None if selection is None else selection.info, **extra_config)
@@ -129,6 +170,7 @@ class Trainer:
         self.model.train()
         losses, logs = self.loss(batch)
         loss = (batch.w * losses).mean()
+        if not torch.isfinite(loss): self._non_finite(loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip: torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -136,13 +178,28 @@ class Trainer:
         self.after_step()
         return {"loss": loss.item(), **logs}
 
+    def _non_finite(self, loss):
+        epoch, b = self.position(self.step)
+        last = self.run.latest_checkpoint() if self.run is not None else None
+        keep = (f"the last good checkpoint, {last}, is kept (resume=True continues from it)" if last is not None
+                else "no checkpoint was written before it")
+        lr = self.optimizer.param_groups[0]["lr"]
+        raise NonFiniteLossError(f"the loss is {loss.item()} at step {self.step + 1} (epoch {epoch}, batch {b}): training "
+                                 f"stopped before this step changed the weights; {keep}. Fix: a smaller lr (now {lr:g}), "
+                                 f"grad_clip=1.0, or check the data for NaN")
+
     def save(self):
         if self.run is not None:
+            bad = [n for n, m in self.modules().items() for p in m.parameters() if not torch.isfinite(p).all()]
+            if bad:
+                raise NonFiniteLossError(f"the weights of {sorted(set(bad))} hold NaN or infinite values at step {self.step}: "
+                                         f"not saved, so the last good checkpoint stays. Fix: a smaller lr, or grad_clip=1.0")
             self.run.save(self.step, self.modules(), optimizer=self.optimizer, scheduler=self.scheduler,
                           extra=self.extra_state())
 
     def fit(self, max_steps: int | None = None) -> "Trainer":
         "Train to the end (or until global step `max_steps`), checkpointing on the way; returns self."
+        if max_steps is not None: max_steps = _count(max_steps, "max_steps", 1, "max_steps=100 (or None: to the end)")
         stop = min(self.total_steps, max_steps or self.total_steps)
         bar = tqdm(total=stop, initial=self.step, desc=type(self).__name__, disable=not self.progress, leave=False)
         t0 = time.perf_counter()
@@ -165,7 +222,8 @@ class Trainer:
                         self.save(); bar.close()
                         raise KeyboardInterrupt(f"stopped at step {self.step}; checkpoint in "
                                                 f"{self.run.dir if self.run else '(no run folder)'}: continue with resume=True")
-                    if self.step % self.ckpt_every == 0 or self.step == stop: self.save()
+                    if (self.step == end if self.ckpt_every is None else self.step % self.ckpt_every == 0) or self.step == stop:
+                        self.save()
                     if self.step >= stop: break
         bar.close()
         return self
