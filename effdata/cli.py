@@ -115,7 +115,7 @@ def _add_common(p, command: str, *, dataset: bool = True, run: bool = True, run_
     g.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
                    help="data root (default: $EFFDATA_DATA, else ~/.cache/effdata)")
 
-# %% ../nbs/90_cli.ipynb #10eb32f1
+# %% ../nbs/90_cli.ipynb #69411803
 def _config_path(value: str) -> Path:
     p = Path(value).expanduser()
     if p.is_file(): return p
@@ -132,6 +132,10 @@ def _config_values(value: str, sub: argparse.ArgumentParser, command: str) -> di
         with open(path, "rb") as f: raw = tomllib.load(f)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"--config {value}: {path} is not valid TOML ({e}): fix the file (key = value lines)") from None
+    made_for = raw.pop("command", command)                 # a saved effdata.toml names its command
+    if made_for != command:
+        raise UsageError(f"--config {value}: the file holds options of `effdata {made_for}`, not of `effdata {command}`: "
+                         f"pass it to effdata {made_for}")
     flat = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     flat.update(raw.get(command, {}) if isinstance(raw.get(command), dict) else {})   # a [command] table applies to it
     actions = {}                                   # by option name (no-augment) and by destination (augment)
@@ -257,7 +261,7 @@ def curves_figure(run, title: str = ""):
 def _curves(run: Path, title: str = ""):
     if (run/"metrics.jsonl").exists(): save_figure(curves_figure(run, title), run/"figures", "curves")
 
-# %% ../nbs/90_cli.ipynb #de4faa0e
+# %% ../nbs/90_cli.ipynb #6d0e87e4
 def cmd_info(args):
     "Versions, device and data root."
     import torch, torchvision, effdata
@@ -301,6 +305,18 @@ def cmd_eval(args):
         rows.append({"model": name, "dataset": ds.name, "split": args.split, "images": len(ds),
                      "accuracy": f"{acc:.2%}", "documented": f"{e.accuracy:.2%}", "seconds": f"{time.perf_counter()-t0:.1f}"})
     print(_table(rows))
+
+def _read_file(flag: str, path, load, what: str):
+    "Read the file of a flag; a missing or foreign file is an error that names the flag, the file and what it should be."
+    if not Path(path).exists(): raise UsageError(f"{flag} {path}: no such file: pass {what}")
+    try: return load(path)
+    except Exception as e:
+        raise ValueError(f"{flag} {path}: not {what} ({' '.join(str(e).split())})") from e
+
+def _selection(args):
+    from effdata.data import Selection
+    if not args.selection: return None
+    return _read_file("--selection", args.selection, Selection.load, "a selection file written by `effdata select`")
 
 _ARCHS = ("mlp", "small_cnn", "lenet5", "resnet18")
 
@@ -346,12 +362,11 @@ def _classifier(spec: str, ds, args):
 def cmd_train(args):
     "Train a classifier in a run folder; --resume continues it exactly."
     from effdata.core import seed_everything
-    from effdata.data import Selection
     from effdata.train import ClassifierTrainer
     run = _start_run(args)
     ds = _load(args, "train"); ds.transform = _train_transform(ds)
     test = _load(args, "test")
-    sel = Selection.load(args.selection) if args.selection else None
+    sel = _selection(args)
     seed_everything(args.seed)
     tr = ClassifierTrainer(_build(args.model, ds), ds, eval_data=test, epochs=args.epochs, batch_size=args.batch_size,
                            lr=args.lr, optimizer=args.optimizer, selection=sel, seed=args.seed, device=args.device,
@@ -386,12 +401,12 @@ def cmd_select(args):
           f"features: features {sel.info['seconds_features']:.1f} s, scoring {sel.info['seconds_scoring']:.2f} s -> {out}")
     return sel
 
-# %% ../nbs/90_cli.ipynb #4a7f5e47
+# %% ../nbs/90_cli.ipynb #e51d9415
 _ENCODER_FOR = {"cifar10": "cifar10_cnn", "mnist": "mnist_lenet5"}
 
 def _class_weights(args, ds):
     from effdata.reweighting import ClassWeights
-    cw = ClassWeights.load(args.weights)
+    cw = _read_file("--weights", args.weights, ClassWeights.load, "a class-weights file written by `effdata reweight`")
     if len(cw.weights) != ds.num_classes:
         raise UsageError(f"--weights {args.weights}: {len(cw.weights)} class weights for {ds.name}, which has "
                          f"{ds.num_classes} classes: pass the weights `effdata reweight` made for this dataset")
@@ -415,7 +430,7 @@ def cmd_diffusion(args):
     from effdata.metrics import generative_scores
     run = _start_run(args)
     ds = _load(args, "train")
-    sel = Selection.load(args.selection) if args.selection else None
+    sel = _selection(args)
     if args.weights: sel = _class_weights(args, ds).apply(sel or Selection.full(len(ds)), ds.targets)
     t0 = time.perf_counter()
     tr = DDPMTrainer(ds, _preset(args, ds), selection=sel, steps=args.steps or None, seed=args.seed, device=args.device,
@@ -453,7 +468,7 @@ def cmd_reweight(args):
                                                            f"(effdata diffusion --run {args.reference})")
     run = _start_run(args)
     ds = _load(args, "train")
-    sel = Selection.load(args.selection) if args.selection else None
+    sel = _selection(args)
     t0 = time.perf_counter()
     cw = reweight(ds, args.reference, _preset(args, ds), selection=sel, steps=args.steps, step_size=args.step_size,
                   smoothing=args.smoothing, seed=args.seed, device=args.device, run=str(run), resume=args.resume,
@@ -543,7 +558,7 @@ def cmd_mpt(args):
         print(); print(_table([out]))
     return row
 
-# %% ../nbs/90_cli.ipynb #018591e9
+# %% ../nbs/90_cli.ipynb #aa56f0c3
 # the zoo classifier used as victim and as alignment classifier, and the attack budget, per dataset
 _RED_DEFAULTS = {"cifar10": dict(classifier="cifar10_cnn", eps=8 / 255, alpha=2 / 255, cw_alpha=1 / 255),
                  "mnist": dict(classifier="mnist_lenet5", eps=0.3, alpha=0.03, cw_alpha=0.03)}
@@ -607,7 +622,7 @@ def cmd_red(args):
     if not pairs_file.exists():
         raise UsageError(f"--pairs {pairs_file}: no such file: build the pairs first (`effdata red build-data --run {base}`) "
                          f"or pass --pairs FILE")
-    pairs = AdvPairs.load(pairs_file)
+    pairs = _read_file("--pairs", pairs_file, AdvPairs.load, "a pairs file written by `effdata red build-data`")
     ds = _load(args, "test")
     clf_name, clf = _red_classifier(args, ds)
     if args.action == "train":

@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 __all__ = ['SIZES', 'Progress', 'fit', 'png64', 'stage_classifier', 'stage_diffusion', 'stage_at', 'stage_mpt', 'stage_red',
            'tables', 'write_report', 'run_demo']
 
-# %% ../nbs/91_demo.ipynb #0e23576e
+# %% ../nbs/91_demo.ipynb #f2b7037e
 SIZES = {
-    "default": dict(clf_epochs=15, dm_steps=500, proxy_steps=150, samples=400, sample_steps=20, fraction=0.3,
+    "default": dict(clf_epochs=12, dm_steps=400, proxy_steps=120, samples=400, sample_steps=20, fraction=0.3,
                     at_epochs=8, at_steps=5, at_n=None, at_every=2, mpt_kepts=(0.05, 0.1, 0.2, 0.5), mpt_epochs=8,
                     red_train=600, red_test=200, red_depth=6, red_width=24, red_epochs=5, red_attr=32),
     "quick": dict(clf_epochs=4, dm_steps=40, proxy_steps=20, samples=64, sample_steps=5, fraction=0.3,

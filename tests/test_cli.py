@@ -1,5 +1,6 @@
 """The installed `effdata` console script: help, config files, exit codes, one-line errors, folder datasets."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,19 +35,20 @@ def test_help():
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_command_help_has_every_option_with_default(command):
-    extra = ["train"] if command == "red" else []
     r = _run(command, "--help")
     assert r.returncode == 0, r.stderr
     sub = [a for a in parser()._actions if hasattr(a, "choices") and isinstance(a.choices, dict)][0].choices[command]
-    text = " ".join(r.stdout.split())
+    # the help's option entries: each starts on a line indented by two spaces with the option's name
+    entries = {}
+    for m in re.finditer(r"^  (-[^\n]*)\n?((?:^ {6,}[^\n]*\n?)*)", r.stdout, re.M):
+        names = re.findall(r"--?[\w-]+", m.group(1).split("  ")[0])
+        for n in names: entries[n] = " ".join((m.group(1) + " " + m.group(2)).split())
     for a in sub._actions:
         if not a.option_strings or a.dest == "help": continue
-        assert a.help, f"effdata {command} {a.option_strings[-1]} has no help text"
         opt = a.option_strings[-1]
-        i = text.index(opt, text.index("options:"))
-        nxt = min([j for o in sub._actions for s in o.option_strings if s != opt and s.startswith("--")
-                   for j in [text.find(" " + s + " ", i + len(opt))] if j > i] + [len(text)])
-        assert "default" in text[i:nxt].lower(), f"effdata {command} {opt}: the help shows no default: {text[i:nxt]!r}"
+        assert a.help, f"effdata {command} {opt} has no help text"
+        assert opt in entries, f"effdata {command} --help does not list {opt}"
+        assert "default" in entries[opt].lower(), f"effdata {command} {opt}: the help shows no default: {entries[opt]!r}"
 
 
 def test_eval_zoo(data_root):
@@ -170,9 +172,11 @@ def test_ctrl_c_exits_130_with_resume_advice(tmp_path):
 
 
 def _imagenet_folder(tmp_path, data_root):
+    "The 20 foolbox ImageNet JPEGs (19 of 512x512, one of 1024x683) in two classes: ImageNet label below 500 or not."
     root = tmp_path / "imagenet"
     for f in sorted((data_root / "foolbox_samples").glob("imagenet_*.jpg")):
-        d = root / f.stem.split("_")[-1]; d.mkdir(parents=True, exist_ok=True); (d / f.name).symlink_to(f)
+        d = root / ("below500" if int(f.stem.split("_")[-1]) < 500 else "from500")
+        d.mkdir(parents=True, exist_ok=True); (d / f.name).symlink_to(f)
     return root
 
 
