@@ -323,7 +323,7 @@ def load_folder(path: str | os.PathLike, split: str = "train", *, image_size: in
         (s1, f1), (s2, f2) = list(sizes.items())[:2]
         raise DatasetError(f"image folder {str(path)!r} holds images of {len(sizes)} sizes (e.g. {Path(f1).name} "
                            f"{s1[0]}x{s1[1]}, {Path(f2).name} {s2[0]}x{s2[1]} as HxW): pass image_size=S "
-                           f"(--image-size S) to resize them all to S x S")
+                           f"to resize them all to S x S (shorter side to S, then the centre crop)")
     if which is not None:
         test = np.arange(len(samples)) % _FOLDER_TEST_EVERY == _FOLDER_TEST_EVERY - 1
         samples = [s for s, t in zip(samples, test) if t == (which == "test")]
