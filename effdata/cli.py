@@ -103,8 +103,9 @@ def _add_common(p, command: str, *, dataset: bool = True, run: bool = True, run_
         g.add_argument("--download", action="store_true", help="fetch a missing dataset with torchvision (needs the network)")
     g.add_argument("--seed", type=_nonneg_int, default=0, help="random seed: the same seed gives the same result")
     g.add_argument("--threads", type=_pos_int, default=threads,
-                   help="torch CPU threads (default: " + (f"{threads}: the models are tiny, one thread is about as fast and does not "
-                        "collapse when other programs share the cores" if threads else "torch's, one per core") + ")")
+                   help="torch CPU threads (default: " + (f"{threads}: for these tiny models two threads were only 1.2x faster on an "
+                        "idle 2-core machine, and up to 30x slower when other programs shared the cores" if threads
+                        else "torch's, one per core") + ")")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or mps (default: $EFFDATA_DEVICE, else the best available)")
     if run:
         g.add_argument("--run", default=f"runs/{command}", metavar="DIR",

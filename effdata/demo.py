@@ -35,7 +35,7 @@ SIZES = {
                   max_train=600, max_test=200),
 }
 # nominal share of the wall time of each stage (measured on the digits), for the overall ETA
-_WEIGHTS = {"classifier": 0.05, "diffusion": 0.45, "at": 0.2, "mpt": 0.15, "red": 0.15}
+_WEIGHTS = {"classifier": 0.04, "diffusion": 0.68, "at": 0.15, "mpt": 0.04, "red": 0.09}   # a default digits run: 209 s
 _ZOO_FOR = {"cifar10": "cifar10_cnn", "mnist": "mnist_lenet5"}
 _TINY_UNET = dict(block_out_channels=(16, 32), attention_resolutions=(), layers_per_block=1)
 
