@@ -23,8 +23,9 @@ from .core import atomic_write, check_fraction, read_json
 
 # %% auto #0
 __all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'DatasetError', 'read_cifar_pickle', 'read_idx', 'ImageDataset',
-           'DatasetInfo', 'load_dataset', 'provenance', 'SelectionFileError', 'Selection', 'epoch_generator',
-           'ShuffleSampler', 'WeightedSampler', 'ClassBalancedSampler', 'train_transform', 'Batch', 'Loader']
+           'DatasetInfo', 'load_dataset', 'load_folder', 'provenance', 'SelectionFileError', 'Selection',
+           'epoch_generator', 'ShuffleSampler', 'WeightedSampler', 'ClassBalancedSampler', 'train_transform', 'Batch',
+           'Loader']
 
 # %% ../nbs/01_data.ipynb #4f52066b
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -269,9 +270,12 @@ def _download(name, split, root: Path):
 
 # %% ../nbs/01_data.ipynb #a5d940e9
 def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | None = None,
-                 download: bool = False, transform: Callable | None = None) -> ImageDataset:
+                 download: bool = False, transform: Callable | None = None, image_size=None) -> ImageDataset:
     """Load a dataset by name (`digits`, `mnist`, `fashion_mnist`, `cifar10`, `cifar100`) and split
-    (`train`/`test`) from the data root; `download=True` fetches a missing one with torchvision."""
+    (`train`/`test`) from the data root; `download=True` fetches a missing one with torchvision.
+    `"folder"` with `root=PATH` (or `"folder:PATH"`) reads your own images: see `load_folder`."""
+    if isinstance(name, str) and (name == "folder" or name.startswith("folder:")):   # your own images: load_folder
+        return load_folder(name[7:] or root, split, image_size=image_size, transform=transform)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if split not in ("train", "test"):
@@ -296,6 +300,72 @@ def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | N
         raise DatasetError(f"{name} ({split}) labels span {y.min()}..{y.max()}, not 0..{len(classes)-1}: the files are corrupt")
     return ImageDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), classes,
                         name=name, split=split, transform=transform)
+
+# %% ../nbs/01_data.ipynb #f01dld01
+_FOLDER_TEST_EVERY = 5   # without train/ and test/ sub-folders, every fifth image is a test image (as for the digits)
+
+def _folder_split(path: Path, split: str) -> tuple[Path, np.ndarray | None]:
+    "The ImageFolder root of `split`, and (without split sub-folders) which of its sorted samples belong to it."
+    if (path/"train").is_dir() and (path/"test").is_dir(): return path/split, None
+    return path, split
+
+def load_folder(path: str | os.PathLike, split: str = "train", *, image_size: int | Sequence[int] | None = None,
+                transform: Callable | None = None) -> ImageDataset:
+    """Your own images in torchvision's ImageFolder layout (labels from the sub-folder names), as an `ImageDataset`
+    named `folder:<folder name>`. `image_size` (an int or (H, W)) resizes the shorter side and crops the centre;
+    without it, all images must have one size."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    from torchvision.transforms.v2 import functional as TF
+    if path is None or str(path) == "":
+        raise ValueError("load_dataset('folder') needs the folder: pass root=PATH (or the name 'folder:PATH')")
+    if split not in ("train", "test"): raise ValueError(f"split={split!r}: use 'train' or 'test'")
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"image folder {str(path)!r} does not exist: pass a folder that holds one sub-folder "
+                                   f"per class (torchvision's ImageFolder layout)")
+    size = None
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+        if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size):
+            raise ValueError(f"image_size={image_size!r}: pass a positive integer (a square side, e.g. 32) or (height, width)")
+    base, which = _folder_split(path, split)
+    try:
+        classes, to_idx = find_classes(str(path/"train" if which is None else base))   # train's classes for both splits
+        samples = sorted(make_dataset(str(base), to_idx, IMG_EXTENSIONS, allow_empty=True))
+    except (FileNotFoundError, OSError) as e:
+        raise DatasetNotFoundError(f"image folder {str(base)!r} has no class sub-folders with images ({e}): put each "
+                                   f"class's images in a sub-folder named after the class") from None
+    imgs, sizes, modes = [], {}, set()
+    for f, _ in samples:                          # sizes of both splits (headers only), so that the splits agree
+        try:
+            with Image.open(f) as im: sizes.setdefault(im.size[::-1], f); modes.add(im.mode)
+        except (UnidentifiedImageError, OSError) as e:
+            raise DatasetError(f"{f} cannot be read as an image ({type(e).__name__}: {e}): remove or replace it") from None
+    grey = modes <= {"L", "1", "I;16", "I"}
+    if size is None and len(sizes) > 1:
+        (s1, f1), (s2, f2) = list(sizes.items())[:2]
+        raise DatasetError(f"image folder {str(path)!r} holds images of {len(sizes)} sizes (e.g. {Path(f1).name} "
+                           f"{s1[0]}x{s1[1]}, {Path(f2).name} {s2[0]}x{s2[1]} as HxW): pass image_size=S "
+                           f"to resize them all to S x S (shorter side to S, then the centre crop)")
+    if which is not None:
+        test = np.arange(len(samples)) % _FOLDER_TEST_EVERY == _FOLDER_TEST_EVERY - 1
+        samples = [s for s, t in zip(samples, test) if t == (which == "test")]
+    if not samples:
+        raise DatasetNotFoundError(f"image folder {str(base)!r} holds no {split} images (it has "
+                                   f"{len(classes)} class folders): add images")
+    for f, _ in samples:
+        with Image.open(f) as im: im.load(); imgs.append(im.copy())
+    out = []
+    for im in imgs:
+        t = TF.pil_to_tensor(im.convert("L" if grey else "RGB"))
+        if size is not None:
+            t = TF.center_crop(TF.resize(t, min(size), antialias=True), list(size)) if size[0] == size[1] else \
+                TF.resize(t, list(size), antialias=True)
+        out.append(t)
+    x = torch.stack(out).to(torch.uint8)
+    y = torch.tensor([c for _, c in samples], dtype=torch.int64)
+    return ImageDataset(x, y, classes, name=f"folder:{path.name}", split=split, transform=transform)
 
 # %% ../nbs/01_data.ipynb #db2cf4a3
 def provenance(data: ImageDataset) -> dict:

@@ -448,9 +448,18 @@ class MPTTrainer(ClassifierTrainer):
 
     def fit(self, max_steps: int | None = None) -> "MPTTrainer":
         "Train to the end, to `max_steps`, or until the mask stops changing (`stop_tol`); returns self."
+        from tqdm.auto import tqdm
         stop = min(self.total_steps, max_steps or self.total_steps); n = len(self.loader)
-        while self.step < stop and not self.stopped:
-            super().fit(max_steps=min(stop, (self.step // n + 1) * n))
+        show, self.progress = self.progress, False           # one bar for the whole run (the epochs run one by one)
+        bar = tqdm(total=stop, initial=self.step, desc=type(self).__name__, disable=not show, leave=False)
+        try:
+            while self.step < stop and not self.stopped:
+                s0 = self.step
+                super().fit(max_steps=min(stop, (self.step // n + 1) * n))
+                bar.update(self.step - s0)
+                if self.mask_changes: bar.set_postfix(mask_change=f"{self.mask_changes[-1]:.4f}")
+        finally:
+            self.progress = show; bar.close()
         return self
 
     def evaluate(self, data):
@@ -797,7 +806,8 @@ def train_mpt(arch: str, train: ImageDataset, test: ImageDataset, *, kept: float
                     augment=False, run=run, resume=resume, progress=progress, **trainer_kw)
     t0 = time.perf_counter(); tr.fit(); seconds = time.perf_counter() - t0
     row = dict(variant=variant, dataset=train.name, model=arch, activations=activations, kept=kept, seed=seed,
-               accuracy=tr.evaluate(test), seconds=seconds, steps=tr.step, epochs=epochs, stopped_early=tr.stopped,
+               accuracy=tr.evaluate(test), seconds=seconds, steps=tr.step, total_steps=tr.total_steps, epochs=epochs,
+               stopped_early=tr.stopped and tr.step < tr.total_steps,
                layer_kept=kept_fractions(model), mask_change=list(tr.mask_changes))
     return model, row
 
