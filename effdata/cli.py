@@ -321,18 +321,19 @@ def _selection(args):
 
 _ARCHS = ("mlp", "small_cnn", "lenet5", "resnet18")
 
-def _build(arch: str, ds):
+def _build(arch: str, ds, seed: int = 0):
+    "The model `--model` names, sized for `ds`, its initial weights drawn from `--seed`."
     from effdata import models as M
     c, h, w = ds.shape
-    if arch == "mlp": return M.MLP(c*h*w, ds.num_classes)
-    if arch == "small_cnn": return M.SmallCNN(c, ds.num_classes)
+    if arch == "mlp": return M.MLP(c*h*w, ds.num_classes, seed=seed)
+    if arch == "small_cnn": return M.SmallCNN(c, ds.num_classes, seed=seed)
     if arch == "lenet5":
         if (h, w) != (28, 28): raise UsageError(f"--model lenet5 needs 28x28 images, {ds.name} has {h}x{w}: use --model small_cnn or mlp "
                                                 f"(or --image-size 28 for a folder dataset)")
-        return M.LeNet5(ds.num_classes, c)
+        return M.LeNet5(ds.num_classes, c, seed=seed)
     if arch == "resnet18":
         if c != 3: raise UsageError(f"--model resnet18 needs RGB images, {ds.name} has {c} channel(s): use --model small_cnn")
-        return M.cifar_resnet18(ds.num_classes)
+        return M.cifar_resnet18(ds.num_classes, seed=seed)
     raise UsageError(f"--model {arch}: choose one of {', '.join(_ARCHS)}")
 
 def _classifier(spec: str, ds, args):
@@ -369,7 +370,7 @@ def cmd_train(args):
     test = _load(args, "test")
     sel = _selection(args)
     seed_everything(args.seed)
-    tr = ClassifierTrainer(_build(args.model, ds), ds, eval_data=test, epochs=args.epochs, batch_size=args.batch_size,
+    tr = ClassifierTrainer(_build(args.model, ds, args.seed), ds, eval_data=test, epochs=args.epochs, batch_size=args.batch_size,
                            lr=args.lr, optimizer=args.optimizer, selection=sel, seed=args.seed, device=args.device,
                            run=str(run), resume=args.resume, progress=not args.quiet)
     t0 = time.perf_counter(); tr.fit()
@@ -432,7 +433,7 @@ def cmd_diffusion(args):
     run = _start_run(args)
     ds = _load(args, "train")
     sel = _selection(args)
-    if args.weights: sel = _class_weights(args, ds).apply(sel or Selection.full(len(ds)), ds.targets)
+    if args.weights: sel = _class_weights(args, ds).apply(sel or Selection.full(len(ds)), ds)
     t0 = time.perf_counter()
     tr = DDPMTrainer(ds, _preset(args, ds), selection=sel, steps=args.steps or None, seed=args.seed, device=args.device,
                      run=str(run), resume=args.resume, sampler=args.sampler if args.sampler == "weighted" else "shuffle",
@@ -500,7 +501,7 @@ def cmd_at(args):
     test = _load(args, "test")
     eps = args.eps if args.eps is not None else _default_eps(ds.name)
     seed_everything(args.seed)
-    tr = ATTrainer(_build(args.model, ds), ds, objective=args.objective, eps=eps, alpha=args.alpha, steps=args.steps,
+    tr = ATTrainer(_build(args.model, ds, args.seed), ds, objective=args.objective, eps=eps, alpha=args.alpha, steps=args.steps,
                    bullettrain=args.bullettrain, subset=args.subset, fraction=args.fraction, every=args.every, warm=args.warm,
                    eval_data=test, eval_every=args.eval_every, eval_limit=args.eval_limit, epochs=args.epochs,
                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, run=str(run),
