@@ -840,6 +840,7 @@ def cli_words(msg: str, sub: argparse.ArgumentParser | None = None, command: str
     msg = re.sub(r"load_dataset\([^()]*download=True\)", "--download", msg)
     msg = re.sub(r"\b\w+\(\.\.\., (\w+)=\)", lambda m: "--" + m.group(1).replace("_", "-"), msg)
     msg = re.sub(r"\bresume=True\b", "--resume", msg)
+    msg = re.sub(r",? or get_config\([^()]*\)", "", msg)                # an API-only alternative: no flag says it
     opts = {"root": "--root", "download": "--download"}
     if sub is not None:
         for a in sub._actions:

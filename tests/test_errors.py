@@ -260,18 +260,18 @@ def files(tmp_path_factory, digits):
 
 
 CLI_CASES = [
-    (["train", "--lr", "nan", "--epochs", "1"], ["lr=nan"]),
-    (["train", "--epochs", "1", "--optimizer", "lbfgs"], ["optimizer='lbfgs'"]),
+    (["train", "--lr", "nan", "--epochs", "1"], ["--lr", "'nan' is not finite"]),
+    (["train", "--epochs", "1", "--optimizer", "lbfgs"], ["--optimizer", "'lbfgs'", "choose from"]),
     (["train", "--resume", "--run", "{d}/no-such-run", "--epochs", "1"], ["does not exist", "no-such-run"]),
     (["train", "--selection", "{d}/idx.npy", "--epochs", "1"], ["idx.npy is a single .npy array"]),
     (["train", "--selection", "{d}/cut.npz", "--epochs", "1"], ["cut.npz is truncated or damaged"]),
     (["train", "--lr", "1e12", "--epochs", "1", "--run", "{d}/boom", "--quiet"], ["at step", "smaller lr"]),
-    (["diffusion", "--weights", "{d}/c100.json", "--steps", "1"], ["made for cifar100", "1437 labels"]),
+    (["diffusion", "--weights", "{d}/c100.json", "--steps", "1"], ["--weights", "100 class weights for digits", "effdata reweight"]),
     (["diffusion", "--weights", "{d}/sel.npz", "--steps", "1"], ["sel.npz is an .npz"]),
-    (["diffusion", "--config", "cifar10_small", "--steps", "1"], ["config='digits_small'"]),
-    (["at", "--dataset", "digits", "--eps", "8", "--epochs", "1", "--n", "64", "--model", "mlp"], ["eps=8/255"]),
-    (["select", "--dataset", "digits", "--fraction", "30"], ["fraction=30", "not a percentage"]),
-    (["mpt", "--kept", "30"], ["kept=30"]),
+    (["diffusion", "--preset", "cifar10_small", "--steps", "1"], ["cifar10_small", "--preset digits_small"]),
+    (["at", "--dataset", "digits", "--eps", "8", "--epochs", "1", "--n", "64", "--model", "mlp"], ["--eps", "'8'", "8/255"]),
+    (["select", "--dataset", "digits", "--fraction", "30"], ["--fraction", "'30'", "not a percentage"]),
+    (["mpt", "--kept", "30"], ["--kept", "'30'", "not a percentage"]),
 ]
 
 
