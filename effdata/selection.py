@@ -46,65 +46,112 @@ def _groups(y, n):
     return [np.flatnonzero(y == c) for c in np.unique(y)]
 
 # %% ../nbs/10_selection.ipynb #9f35daff
+def _warn_small(score: str, notes: list[tuple[str, list]]):
+    "One warning for a score, naming the classes each fallback was used for."
+    parts = [f"classes {', '.join(map(str, cs))} {what}" if len(cs) > 1 else f"class {cs[0]} {what.replace('have ', 'has ', 1)}"
+             for what, cs in notes if cs]
+    if parts: warnings.warn(f"{score} score, classes too small for a per-class model: " + "; ".join(parts), stacklevel=3)
+
+def _label(y, idx): return int(y[idx[0]]) if y is not None else 0
+
+def _gauss_logpdf(Xfit: torch.Tensor, Xev: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Log-density of `Xev` under a Gaussian fitted to `Xfit` (float64): full covariance (1/(n-1), + `ridge`) when
+    there are more rows than dims, else Ledoit-Wolf shrinkage covariance (scikit-learn's shrinkage, evaluated in
+    the n-dim span of the samples by the Woodbury identity, so d x d is never formed)."""
+    from sklearn.covariance import ledoit_wolf_shrinkage
+    n, d = Xfit.shape; mu = Xfit.mean(0); Z, E = Xfit - mu, Xev - mu
+    if n > d:
+        S = Z.T @ Z / (n - 1); S.diagonal().add_(ridge)
+        L = torch.linalg.cholesky(S)
+        maha = torch.linalg.solve_triangular(L, E.T, upper=False).pow(2).sum(0)
+        logdet = 2 * torch.log(L.diagonal()).sum()
+    else:   # cov = a I + b Z^T Z with a = shrinkage * trace/d (+ ridge), b = (1 - shrinkage) / n
+        s = float(ledoit_wolf_shrinkage(Z.numpy(), assume_centered=True))
+        a = s * float(Z.pow(2).sum()) / (n * d) + ridge; b = (1 - s) / n
+        M = torch.eye(n, dtype=Z.dtype) + (b / a) * (Z @ Z.T)
+        L = torch.linalg.cholesky(M)
+        v = torch.linalg.solve_triangular(L, Z @ E.T, upper=False)
+        maha = (E.pow(2).sum(1) - (b / a) * v.pow(2).sum(0)) / a
+        logdet = d * math.log(a) + 2 * torch.log(L.diagonal()).sum()
+    return -0.5 * (maha + logdet + d * math.log(2 * math.pi))
+
 def gaussian_scores(features, labels=None, *, ridge: float = 1e-5) -> np.ndarray:
     """Log-likelihood of each sample under its class's Gaussian: mean and full covariance in float64 with
-    `ridge` added to the diagonal. A class with no more samples than feature dimensions has a singular
-    covariance: it falls back to a diagonal covariance, with a warning."""
+    `ridge` added to the diagonal. A class with no more samples than feature dimensions gets a Ledoit-Wolf
+    shrinkage covariance; a class of one sample is scored under one Gaussian of all samples (pooled); one warning names them."""
     X, y = check_features(features, labels)
     X = X.double(); n, d = X.shape; out = torch.empty(n, dtype=torch.float64)
+    if n < 2: raise ValueError(f"features has {n} sample: the Gaussian score needs at least 2 samples")
+    shrunk, pooled = [], []
     for idx in _groups(y, n):
-        if len(idx) < 2:
-            raise ValueError(f"class {y[idx[0]] if y is not None else 0} has {len(idx)} sample: the Gaussian score needs at "
-                             f"least 2 per class; use score='knn' or 'random', or leave the class out")
-        Z = X[idx] - X[idx].mean(0)
-        if len(idx) > d:
-            S = Z.T @ Z / (len(idx) - 1); S.diagonal().add_(ridge)
-            L = torch.linalg.cholesky(S)
-            maha = torch.linalg.solve_triangular(L, Z.T, upper=False).pow(2).sum(0)
-            logdet = 2 * torch.log(L.diagonal()).sum()
-        else:
-            c = y[idx[0]] if y is not None else 0
-            warnings.warn(f"class {c} has {len(idx)} samples for {d}-dim features: its full covariance is singular, "
-                          f"so a diagonal covariance is used (reduce the feature dimension to avoid this)")
-            var = Z.pow(2).sum(0) / (len(idx) - 1) + ridge
-            maha, logdet = (Z.pow(2) / var).sum(1), torch.log(var).sum()
-        out[idx] = -0.5 * (maha + logdet + d * math.log(2 * math.pi))
+        if len(idx) < 2: pooled.append(idx); continue
+        if len(idx) <= d: shrunk.append(_label(y, idx))
+        out[idx] = _gauss_logpdf(X[idx], X[idx], ridge)
+    if pooled:
+        idx = np.concatenate(pooled); out[idx] = _gauss_logpdf(X, X[idx], ridge)
+    _warn_small("gaussian", [(f"have no more samples than the {d} feature dimensions: Ledoit-Wolf shrinkage covariance", shrunk),
+                             ("have 1 sample: scored under one Gaussian of all samples", [_label(y, i) for i in pooled])])
     return out.numpy()
 
 # %% ../nbs/10_selection.ipynb #c59d3983
 def ppca_scores(features, labels=None, *, variance: float = 0.95) -> np.ndarray:
-    "Log-likelihood under a per-class probabilistic PCA keeping `variance` of the variance (scikit-learn's PCA)."
+    """Log-likelihood under a per-class probabilistic PCA keeping `variance` of the variance (scikit-learn's PCA).
+    The components are capped at the class's rank - 1, so some variance is left for the noise term (with all of it
+    kept, PPCA's density is singular); a class with fewer than 3 samples is scored under one PPCA of all samples
+    (pooled). One warning names the classes either fallback was used for."""
     from sklearn.decomposition import PCA
     if isinstance(variance, bool) or not isinstance(variance, (int, float)) or not 0 < variance < 1:
         raise ValueError(f"variance={variance!r}: pass the share of the variance PPCA keeps, a number in (0, 1), e.g. 0.95")
     X, y = check_features(features, labels); X = X.double().numpy(); out = np.empty(len(X))
+    if len(X) < 3: raise ValueError(f"features has {len(X)} samples: PPCA needs at least 3 samples")
+    capped, pooled = [], []
+    def fit(A, B, c):
+        k, top = PCA(n_components=variance, svd_solver="full").fit(A).n_components_, min(len(A) - 1, A.shape[1]) - 1
+        if k > top: capped.append(f"{c} ({top} components)")
+        return PCA(n_components=min(k, top), svd_solver="full").fit(A).score_samples(B)
     for idx in _groups(y, len(X)):
-        if len(idx) < 3:
-            raise ValueError(f"class {y[idx[0]] if y is not None else 0} has {len(idx)} samples: PPCA needs at least 3 per class")
-        out[idx] = PCA(n_components=variance, svd_solver="full").fit(X[idx]).score_samples(X[idx])
+        if len(idx) < 3: pooled.append(idx); continue
+        out[idx] = fit(X[idx], X[idx], _label(y, idx))
+    if pooled:
+        idx = np.concatenate(pooled); out[idx] = fit(X, X[idx], "all samples")
+    _warn_small("ppca", [("have too few samples for the components that keep the variance: capped", capped),
+                         ("have fewer than 3 samples: scored under one PPCA of all samples", [_label(y, i) for i in pooled])])
+    return out
+
+def _kth_distance(Xq: torch.Tensor, Xref: torch.Tensor, self_pos: np.ndarray, k: int, chunk: int) -> torch.Tensor:
+    "Distance from each row of `Xq` to its k-th nearest row of `Xref`, row `self_pos[i]` of `Xref` (itself) excluded."
+    sq, out = Xref.pow(2).sum(1), torch.empty(len(Xq))
+    for s in range(0, len(Xq), chunk):
+        a = Xq[s:s+chunk]
+        d2 = (a.pow(2).sum(1)[:, None] + sq[None] - 2 * a @ Xref.T).clamp_min_(0)
+        d2[torch.arange(len(a)), torch.as_tensor(self_pos[s:s+chunk])] = float("inf")   # not its own neighbour
+        out[s:s+chunk] = d2.topk(k, dim=1, largest=False).values[:, -1].sqrt()
     return out
 
 def knn_scores(features, labels=None, *, k: int = 5, chunk: int = 2048) -> np.ndarray:
     """Minus the distance to the k-th nearest neighbour within the class (higher = denser), computed in
-    chunks of `chunk` rows: memory is chunk x class size, never N x N."""
+    chunks of `chunk` rows: memory is chunk x class size, never N x N. k is capped at the class size - 1; a class
+    of one sample is scored against all samples (pooled); one warning names those classes."""
     X, y = check_features(features, labels); X = X.float(); out = torch.empty(len(X))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"k={k!r}: pass an integer k >= 1, e.g. k=5")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1: raise ValueError(f"chunk={chunk!r}: pass a positive integer")
+    if len(X) < 2: raise ValueError(f"features has {len(X)} sample: kNN needs at least 2 samples")
+    capped, pooled = [], []
     for idx in _groups(y, len(X)):
-        Xc = X[idx]; kk = min(k, len(idx) - 1)
-        if kk < 1: raise ValueError(f"class {y[idx[0]] if y is not None else 0} has 1 sample: kNN needs at least 2 per class")
-        if kk < k: warnings.warn(f"class {y[idx[0]] if y is not None else 0} has {len(idx)} samples: using k={kk} instead of {k}")
-        sq = Xc.pow(2).sum(1)
-        for s in range(0, len(idx), chunk):
-            a = Xc[s:s+chunk]
-            d2 = (sq[s:s+chunk, None] + sq[None] - 2 * a @ Xc.T).clamp_min_(0)
-            d2[torch.arange(len(a)), torch.arange(s, s + len(a))] = float("inf")   # not its own neighbour
-            out[idx[s:s+chunk]] = -d2.topk(kk, dim=1, largest=False).values[:, -1].sqrt()
+        if len(idx) < 2: pooled.append(idx); continue
+        kk = min(k, len(idx) - 1)
+        if kk < k: capped.append(f"{_label(y, idx)} (k={kk})")
+        out[idx] = -_kth_distance(X[idx], X[idx], np.arange(len(idx)), kk, chunk)
+    if pooled:
+        idx = np.concatenate(pooled); out[idx] = -_kth_distance(X[idx], X, idx, min(k, len(X) - 1), chunk)
+    _warn_small("knn", [(f"have at most {k} samples: k capped at the class size - 1", capped),
+                        ("have 1 sample: scored against all samples", [_label(y, i) for i in pooled])])
     return out.numpy().astype(np.float64)
 
 def moderate_scores(features, labels=None) -> np.ndarray:
     """Moderate-DS (Xia et al. 2023): distance d to the class's coordinate-wise median feature; the score is
-    -|d - median(d)|, so the kept band sits around the median distance (neither the easiest nor the hardest)."""
+    -|d - median(d)|, so the kept band sits around the median distance (neither the easiest nor the hardest).
+    Defined for any class size (a class of one or two samples scores 0: all its samples sit at the median distance)."""
     X, y = check_features(features, labels); X = X.double().numpy(); out = np.empty(len(X))
     for idx in _groups(y, len(X)):
         d = np.linalg.norm(X[idx] - np.median(X[idx], axis=0), axis=1)
@@ -149,42 +196,56 @@ def compute_scores(features, labels=None, method: str = "gaussian", *, seed: int
     return SCORES[method](features, labels, **kw)
 
 # %% ../nbs/10_selection.ipynb #f49c6995
-def _quota(counts: np.ndarray, fraction: float) -> np.ndarray:
-    "Per-class kept counts: largest-remainder rounding of fraction * counts, summing to round(fraction * N), >= 1 each."
-    want = fraction * counts; total = int(round(fraction * counts.sum()))
-    q = np.maximum(np.floor(want).astype(int), 1); q = np.minimum(q, counts)
-    rem = want - np.floor(want)
-    for i in np.argsort(-rem, kind="stable"):
-        if q.sum() >= total: break
-        if q[i] < counts[i]: q[i] += 1
+def _quota(counts: np.ndarray, fraction: float, min_per_class: int = 0) -> np.ndarray:
+    """Per-class kept counts: largest-remainder rounding of fraction * counts, summing to round(fraction * N)
+    (at least 1); a class whose quota is under one image may get none, unless `min_per_class` asks for more."""
+    want = fraction * counts; total = max(1, int(round(fraction * counts.sum())))
+    q = np.floor(want).astype(int)
+    order = np.argsort(-(want - q), kind="stable")[:max(0, total - q.sum())]   # ties: the first class
+    q[order] += 1
+    low = np.minimum(min_per_class, counts); q = np.maximum(q, low)
+    for i in order[::-1]:          # a minimum raised the total: take back rounding-up shares, smallest remainder first
+        if q.sum() <= total: break
+        if q[i] > low[i]: q[i] -= 1
     return q
 
-def select(scores, fraction: float, labels=None, *, per_class: bool = True, seed: int = 0, info: dict | None = None) -> Selection:
-    "The top `fraction` of samples by `scores` (class-balanced by default) as a `Selection`."
+def select(scores, fraction: float, labels=None, *, per_class: bool = True, min_per_class: int = 0, seed: int = 0,
+           info: dict | None = None) -> Selection:
+    """The top `fraction` of samples by `scores` (class-balanced by default) as a `Selection` of round(fraction * N)
+    samples; `min_per_class` keeps at least that many of every class (with a warning if that exceeds the request).
+    `info` records the requested `fraction` and the `fraction_achieved`."""
     fraction = check_fraction(fraction)
+    if isinstance(min_per_class, bool) or not isinstance(min_per_class, (int, np.integer)) or min_per_class < 0:
+        raise ValueError(f"min_per_class={min_per_class!r}: pass a whole number >= 0 of samples every class keeps, e.g. 1")
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or len(s) == 0: raise ValueError(f"scores has shape {s.shape}: pass one score per sample")
     if not np.isfinite(s).all(): raise ValueError(f"scores holds {int((~np.isfinite(s)).sum())} NaN or infinite values")
     tie = random_scores(len(s), seed)
+    want = max(1, int(round(fraction * len(s))))
     if labels is not None and per_class:
         _, y = check_features(s[:, None], labels)
         classes, counts = np.unique(y, return_counts=True)
         keep = []
-        for c, q in zip(classes, _quota(counts, fraction)):
+        for c, q in zip(classes, _quota(counts, fraction, min_per_class)):
             idx = np.flatnonzero(y == c)
             keep.append(idx[np.lexsort((tie[idx], -s[idx]))[:q]])
         keep = np.concatenate(keep)
+        if len(keep) > want:
+            warnings.warn(f"kept {len(keep)} of {len(s)} samples ({len(keep) / len(s):.1%}), more than the {want} "
+                          f"(fraction={fraction}) asked for: min_per_class={min_per_class} over {len(classes)} classes "
+                          f"needs them; lower min_per_class (0 lets a class get none) to keep the requested total", stacklevel=2)
     else:
-        keep = np.lexsort((tie, -s))[:max(1, int(round(fraction * len(s))))]
-    meta = {"fraction": fraction, "per_class": bool(per_class and labels is not None), "seed": seed, **(info or {})}
+        keep = np.lexsort((tie, -s))[:want]
+    meta = {"fraction": fraction, "fraction_achieved": len(keep) / len(s), "per_class": bool(per_class and labels is not None),
+            "min_per_class": int(min_per_class), "seed": seed, **(info or {})}
     return Selection(np.sort(keep), len(s), info=meta)
 
 # %% ../nbs/10_selection.ipynb #4b4943f4
 class CoresetSelector:
     "`fit(features, labels)` computes the scores once; `select(fraction)` cuts them (class-balanced by default)."
-    def __init__(self, score: str = "gaussian", *, per_class: bool = True, seed: int = 0, **score_kw):
+    def __init__(self, score: str = "gaussian", *, per_class: bool = True, min_per_class: int = 0, seed: int = 0, **score_kw):
         if score not in SCORES: raise ValueError(f"unknown score {score!r}: choose one of {', '.join(SCORES)}")
-        self.score, self.per_class, self.seed, self.score_kw = score, per_class, seed, score_kw
+        self.score, self.per_class, self.min_per_class, self.seed, self.score_kw = score, per_class, min_per_class, seed, score_kw
     def fit(self, features, labels=None) -> "CoresetSelector":
         t0 = time.perf_counter()
         self.scores_ = compute_scores(features, labels, self.score, seed=self.seed, **self.score_kw)
@@ -193,13 +254,13 @@ class CoresetSelector:
         return self
     def select(self, fraction: float) -> Selection:
         if not hasattr(self, "scores_"): raise RuntimeError("call fit(features, labels) before select(fraction)")
-        return select(self.scores_, fraction, self.labels_, per_class=self.per_class, seed=self.seed,
+        return select(self.scores_, fraction, self.labels_, per_class=self.per_class, min_per_class=self.min_per_class, seed=self.seed,
                       info={"method": self.score, **self.score_kw})
     def fit_select(self, features, labels=None, fraction: float = 0.3) -> Selection:
         return self.fit(features, labels).select(fraction)
 
 def coreset(data: ImageDataset, fraction: float, *, score: str = "gaussian", encoder="pixels", per_class: bool = True,
-            seed: int = 0, cache: str | os.PathLike | None = None, device=None, progress: bool = True, **score_kw) -> Selection:
+            min_per_class: int = 0, seed: int = 0, cache: str | os.PathLike | None = None, device=None, progress: bool = True, **score_kw) -> Selection:
     """A coreset of `data`: features from `encoder` (a name from `effdata.features.encoder` or an nn.Module),
     `score`, and the class-balanced cut at `fraction`. The selection's `info` records how it was made and how long it took."""
     from effdata.features import encoder as get_encoder, extract, encoder_key, dataset_key
@@ -208,7 +269,7 @@ def coreset(data: ImageDataset, fraction: float, *, score: str = "gaussian", enc
     enc = get_encoder(encoder, dataset=data, seed=seed)
     feats = extract(enc, data, cache=cache, device=device, progress=progress)
     t1 = time.perf_counter()
-    sel = CoresetSelector(score, per_class=per_class, seed=seed, **score_kw).fit(feats, data.targets).select(fraction)
+    sel = CoresetSelector(score, per_class=per_class, min_per_class=min_per_class, seed=seed, **score_kw).fit(feats, data.targets).select(fraction)
     sel.info.update(encoder=encoder if isinstance(encoder, str) else type(encoder).__name__, encoder_key=encoder_key(enc),
                     dataset=data.name, split=data.split, dataset_key=dataset_key(data),
                     seconds_features=t1 - t0, seconds_scoring=time.perf_counter() - t1)

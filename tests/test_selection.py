@@ -1,4 +1,5 @@
 """Coreset selection: scores against scikit-learn, the class-balanced cut, determinism, bad input, the explorer."""
+import re
 import subprocess
 import sys
 import warnings
@@ -64,6 +65,56 @@ def test_global_ranking_can_unbalance():
     assert select(s, 0.5, y).class_counts(y).tolist() == [25, 25]
 
 
+@pytest.fixture(scope="module")
+def cifar100_feats(data_root):
+    "The long-tailed CIFAR-100 subset (281 images; many classes hold 0-2) under the pixels encoder."
+    ds = load_dataset("cifar100", root=data_root)
+    return ds, extract(encoder("pixels", dataset=ds), ds, progress=False).numpy(), ds.targets.numpy()
+
+
+@pytest.mark.parametrize("score", ["gaussian", "ppca", "knn", "moderate", "random"])
+def test_long_tail_every_score(cifar100_feats, score):
+    ds, f, y = cifar100_feats
+    counts = np.bincount(y, minlength=100)
+    assert len(ds) == 281 and (counts == 1).any() and (counts == 0).any()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = compute_scores(f, y, score)
+    assert s.shape == (281,) and np.isfinite(s).all()
+    if score in ("gaussian", "ppca", "knn"):    # one warning, naming the one-sample classes
+        assert len(w) == 1, [str(x.message) for x in w]
+        msg = str(w[0].message)
+        for c in np.flatnonzero(counts == 1):
+            assert re.search(rf"\b{c}\b", msg.split("scored")[0].rsplit(";", 1)[-1]), (c, msg)
+    for fraction in (0.05, 0.3):
+        want = round(fraction * 281)                       # 14 and 84
+        for per_class in (True, False):
+            sel = select(s, fraction, y, per_class=per_class)
+            assert len(sel) == want, (score, fraction, per_class, len(sel))
+            assert sel.info["fraction"] == fraction and sel.info["fraction_achieved"] == want / 281
+        kept = select(s, fraction, y).class_counts(y, 100)
+        assert np.all(np.abs(kept - fraction * counts) < 1), score   # largest remainder: within one of the exact share
+
+
+def test_long_tail_quota_and_min_per_class(cifar100_feats):
+    ds, f, y = cifar100_feats
+    counts = np.bincount(y, minlength=100)
+    s = compute_scores(f, y, "random")
+    kept = select(s, 0.05, y).class_counts(y, 100)
+    present = np.flatnonzero(counts)                       # largest remainder; ties go to the lower class
+    base = np.floor(0.05 * counts[present]); rem = 0.05 * counts[present] - base
+    order = sorted(range(len(present)), key=lambda i: (-rem[i], i))[:14 - int(base.sum())]
+    expected = base.copy(); expected[order] += 1
+    assert kept.sum() == 14 and np.array_equal(kept[present], expected) and (kept[counts == 1] == 0).all()
+    with pytest.warns(UserWarning, match=r"kept 94 of 281 samples \(33.5%\), more than the 14"):
+        sel = select(s, 0.05, y, min_per_class=1)
+    assert len(sel) == 94 and np.array_equal(sel.class_counts(y, 100) > 0, counts > 0)
+    assert sel.info["fraction_achieved"] == 94 / 281 and sel.info["min_per_class"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # enough room: no warning, the requested total
+        assert len(select(s, 0.5, y, min_per_class=1)) == round(0.5 * 281)
+
+
 @pytest.mark.parametrize("fraction", [0, -0.1, 1.2, 50, float("nan")])
 def test_bad_fraction(fraction):
     with pytest.raises(ValueError, match=r"\(0, 1\]"):
@@ -85,12 +136,12 @@ def test_bad_features():
 def test_small_classes():
     rng = np.random.default_rng(0)
     f, y = rng.normal(size=(40, 8)), np.r_[np.zeros(35, int), np.ones(5, int)]
-    with pytest.warns(UserWarning, match="class 1 has 5 samples for 8-dim features"):
+    with pytest.warns(UserWarning, match="class 1 has no more samples than the 8 feature dimensions: Ledoit-Wolf"):
         s = gaussian_scores(f, y)
     assert np.isfinite(s).all()
-    with pytest.raises(ValueError, match="class 2 has 1 sample"):
-        gaussian_scores(f[:3], [0, 0, 2])
-    with pytest.warns(UserWarning, match="using k=4"):
+    with pytest.warns(UserWarning, match="class 2 has 1 sample: scored under one Gaussian of all samples"):
+        assert np.isfinite(gaussian_scores(f[:3], [0, 0, 2])).all()
+    with pytest.warns(UserWarning, match=r"class 1 \(k=4\) has at most 5 samples"):
         knn_scores(f, y, k=5)
 
 
