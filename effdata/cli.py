@@ -388,7 +388,8 @@ def cmd_select(args):
     ds = _load(args, "train")
     from effdata.features import encoder as get_encoder
     enc = get_encoder(args.encoder, dataset=ds, root=_root(args), seed=args.seed)   # --root reaches the zoo weights
-    sel = coreset(ds, args.fraction, score=args.score, encoder=enc, per_class=not args.global_rank, seed=args.seed,
+    sel = coreset(ds, args.fraction, score=args.score, encoder=enc, per_class=not args.global_rank,
+                  min_per_class=args.min_per_class, seed=args.seed,
                   cache=args.cache or run/"features", device=args.device, progress=not args.quiet)
     sel.info["encoder"] = args.encoder
     out = sel.save(args.out or run/"coreset.npz")
@@ -736,6 +737,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--score", default="gaussian", choices=_SCORES, help="coreset score (higher = keep)")
     s.add_argument("--fraction", type=_fraction, default=0.3, help="share of the training images to keep")
     s.add_argument("--global", dest="global_rank", action="store_true", help="rank all classes together (default: off, class-balanced)")
+    s.add_argument("--min-per-class", type=_nonneg_int, default=0, help="keep at least this many images of every class, even past --fraction (default: 0, a class may get none)")
     s.add_argument("--cache", default=None, metavar="DIR", help="folder to cache features in (default: the run folder's features/)")
     s.add_argument("--out", default=None, metavar="FILE", help="where to write the selection (default: coreset.npz in the run folder)")
     _add_common(s, "select", run_help="run folder: coreset.npz, effdata.toml, cached features, figures/; --resume reuses them")
