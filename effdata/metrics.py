@@ -17,13 +17,13 @@ from torch import nn
 
 from .core import get_device
 from .data import ImageDataset
+from .features import _image_batches, encode
 from .models import check_classifier, predict
 
 # %% auto #0
 __all__ = ['ATTRIBUTIONS', 'accuracy', 'FeatureStats', 'feature_stats', 'frechet_distance_from_stats', 'frechet_distance',
-           'precision_recall', 'encode', 'class_histogram', 'histogram_distance', 'InceptionEncoder',
-           'inception_encoder', 'generative_scores', 'psnr', 'ssim', 'topk_mask', 'topk_iou', 'gradcam_layer',
-           'attribution_maps']
+           'precision_recall', 'class_histogram', 'histogram_distance', 'InceptionEncoder', 'inception_encoder',
+           'generative_scores', 'psnr', 'ssim', 'topk_mask', 'topk_iou', 'gradcam_layer', 'attribution_maps', 'encode']
 
 # %% ../nbs/04_metrics.ipynb #9361916e
 def accuracy(model: nn.Module, data: ImageDataset, *, batch_size: int = 256, device=None) -> float:
@@ -164,61 +164,7 @@ def precision_recall(real_feats, fake_feats, k: int = 3, *, chunk_size: int = 10
                              k, chunk_size, device, "real_feats", "fake_feats")
 
 # %% ../nbs/04_metrics.ipynb #ef887708
-def _image_batches(images, name: str):
-    "`(n, get(i, j))` returning float [0, 1] batches of `images` (an ImageDataset or an (N, C, H, W) tensor/array)."
-    if isinstance(images, ImageDataset):
-        return len(images), lambda i, j: images.images[i:j].float().div_(255)
-    if isinstance(images, np.ndarray): images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} is a {type(images).__name__}: pass an ImageDataset or an (N, C, H, W) image tensor")
-    if images.ndim != 4:
-        hint = " (add a channel axis with x[:, None])" if images.ndim == 3 else (" (features? pass images here)" if images.ndim == 2 else "")
-        raise ValueError(f"{name} has shape {tuple(images.shape)}: pass images as (N, C, H, W){hint}")
-    if len(images) == 0: raise ValueError(f"{name} holds no images")
-    if images.dtype == torch.uint8: return len(images), lambda i, j: images[i:j].float().div_(255)
-    if not images.is_floating_point():
-        raise ValueError(f"{name} has dtype {images.dtype}: pass float images in [0, 1] or uint8 images")
-    lo, hi = images.min().item(), images.max().item()
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} holds NaN or infinite pixel values: fix the sampler or drop those images")
-    if lo < -0.1 or hi > 1.1:
-        raise ValueError(f"{name} spans [{lo:.3g}, {hi:.3g}] but float images must be in [0, 1]: map [-1, 1] images "
-                         f"with (x + 1) / 2 and 0..255 ones with x / 255")
-    clip = lo < 0 or hi > 1
-    return len(images), lambda i, j: images[i:j].float().clamp(0, 1) if clip else images[i:j].float()
-
-def _module_of(encoder) -> nn.Module | None:
-    if isinstance(encoder, nn.Module): return encoder
-    m = getattr(encoder, "__self__", None)             # a bound method such as model.features
-    return m if isinstance(m, nn.Module) else None
-
-@torch.no_grad()
-def encode(images, encoder: nn.Module | Callable, *, batch_size: int = 256, device=None, name: str = "images") -> torch.Tensor:
-    "`encoder` over `images` in batches (eval mode, no grad): `(N, D)` float32 features on the CPU."
-    if not callable(encoder):
-        raise TypeError(f"encoder is a {type(encoder).__name__}: pass an nn.Module or a callable mapping images to "
-                        f"vectors, e.g. pretrained('cifar10_cnn').features")
-    n, get = _image_batches(images, name)
-    mod = _module_of(encoder)
-    if device is not None: dev = get_device(device)
-    else:
-        p = next(iter(mod.parameters()), None) if mod is not None else None
-        dev = p.device if p is not None else torch.device("cpu")
-    was = mod.training if mod is not None else None
-    if mod is not None: mod.eval()
-    try:
-        outs = []
-        for i in range(0, n, batch_size):
-            x = get(i, i + batch_size).to(dev)
-            out = encoder(x)
-            if not isinstance(out, torch.Tensor) or out.ndim < 2 or len(out) != len(x):
-                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ValueError(f"encoder returned {got} for a batch of {len(x)} images: it must map (B, C, H, W) "
-                                 f"images to (B, D) vectors")
-            outs.append(out.flatten(1).float().cpu())
-    finally:
-        if mod is not None: mod.train(was)
-    return torch.cat(outs)
+_all_ = ["encode"]   # effdata.features.encode, re-exported: metrics may use features (to their left in the data flow)
 
 # %% ../nbs/04_metrics.ipynb #dfa43097
 def class_histogram(images, classifier: nn.Module | Callable, num_classes: int | None = None, *,
