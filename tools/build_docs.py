@@ -414,9 +414,12 @@ def build(out: Path, nbs: Path = ROOT / "nbs", workers: int = 2, quiet: bool = F
     work = Path(tempfile.mkdtemp(prefix="effdata-docs-"))
     shutil.copy(ROOT / "settings.ini", work / "settings.ini")
     shutil.copytree(nbs, work / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_proc", "_docs"))
-    cwd = os.getcwd(); os.chdir(work)                                # nbdev finds settings.ini from the cwd
+    from nbdev.config import get_config
+    cwd = os.getcwd(); os.chdir(work)                                # nbdev finds settings.ini from the cwd...
+    get_config.cache_clear()                                         # ...but caches it per process: forget any earlier build's
     try: proc = Path(proc_nbs("nbs", n_workers=workers, force=True)).resolve()
-    finally: os.chdir(cwd)
+    finally:
+        os.chdir(cwd); get_config.cache_clear()
     sources = sorted(p for p in nbs.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and not p.name.startswith("_"))
     pages: dict[str, Page] = {}
     for src in sources:
