@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import CW, FGSM, PGD, Attack, AutoAttack, TradesKL, check_budget, eval_mode, robust_accuracy
-from .core import check_fraction, read_json
+from .core import check_count, check_fraction, check_number, read_json, read_metrics
 from .data import Batch, ImageDataset, Loader, Selection
 from .selection import _quota, el2n_scores
 from .models import check_classifier
@@ -33,11 +33,9 @@ class Objective:
     name, needs_clean = "objective", False
     def __init__(self, eps: float = 8/255, alpha: float = 2/255, steps: int = 10, beta: float = 0.0):
         eps = check_budget(eps)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1: raise ValueError(f"steps={steps!r}: pass a positive integer")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0 or math.isinf(alpha):
-            raise ValueError(f"alpha={alpha!r}: the attack step must be a finite number > 0 (e.g. alpha=2/255)")
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0 or math.isinf(beta):
-            raise ValueError(f"beta={beta!r}: the weight of the robustness term must be a finite number >= 0 (e.g. beta=6.0)")
+        check_count(steps, "steps", what="the attack's steps")
+        check_number(alpha, "alpha", low_ok=False, what="the attack step", example="alpha=2/255")
+        check_number(beta, "beta", what="the weight of the robustness term", example="beta=6.0")
         self.eps, self.alpha, self.steps, self.beta = float(eps), float(alpha), steps, float(beta)
     def attack(self) -> Attack: return PGD(self.eps, self.alpha, self.steps)
     def cheap_attack(self) -> Attack: return FGSM(self.eps, random_start=True)
@@ -396,15 +394,11 @@ class ATTrainer(Trainer):
         self.bullettrain = BulletTrain() if bullettrain is True else (bullettrain or None)
         self.strategy = get_strategy(subset) if subset is not None else None
         self.fraction = check_fraction(fraction)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1: raise ValueError(f"every={every!r}: re-select every R >= 1 epochs")
-        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
-            raise ValueError(f"eval_every={eval_every!r}: evaluate every N >= 1 epochs")
-        if eval_limit is not None and (isinstance(eval_limit, bool) or not isinstance(eval_limit, int) or eval_limit < 1):
-            raise ValueError(f"eval_limit={eval_limit!r}: pass a positive number of evaluation images (or None for all)")
-        if isinstance(select_batch_size, bool) or not isinstance(select_batch_size, int) or select_batch_size < 1:
-            raise ValueError(f"select_batch_size={select_batch_size!r}: pass a positive integer")
-        if warm is not None and (isinstance(warm, bool) or not isinstance(warm, int) or warm < 0):
-            raise ValueError(f"warm={warm!r}: pass the number of full-data warm-up epochs, an integer >= 0 (or None)")
+        check_count(every, "every", what="how often to re-select, in epochs")
+        check_count(eval_every, "eval_every", what="how often to evaluate, in epochs")
+        if eval_limit is not None: check_count(eval_limit, "eval_limit", what="the number of evaluation images (or None for all)")
+        check_count(select_batch_size, "select_batch_size")
+        if warm is not None: check_count(warm, "warm", 0, what="the full-data warm-up epochs (or None)")
         if self.strategy is None and fraction < 1:
             raise ValueError(f"fraction={fraction} without subset=: name a strategy (e.g. subset='gradmatch') or keep fraction=1")
         if not isinstance(data, ImageDataset):
@@ -531,9 +525,7 @@ class ATTrainer(Trainer):
 # %% ../nbs/21_at.ipynb #7d207166
 def read_run_curves(run_dir) -> list[dict]:
     "The evaluation rows (epoch, clean / PGD accuracy, training seconds) of an ATTrainer run folder."
-    import json
-    f = Path(run_dir) / "metrics.jsonl"
-    rows = [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
+    rows = read_metrics(Path(run_dir) / "metrics.jsonl")
     return [r for r in rows if "eval_clean_acc" in r]
 
 class PruningExplorer:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import get_device
+from .core import check_count, check_number, get_device
 from .data import ImageDataset, Loader
 from .models import check_classifier, expects
 
@@ -53,8 +53,7 @@ def _check_labels(y, x, name="y"):
 # %% ../nbs/20_attacks.ipynb #9d92c86d
 def check_budget(eps, norm: str = "linf", name: str = "eps") -> float:
     "`eps` as a float, if it is a usable budget for images in [0, 1] (an L-inf budget above 1 is one on the 0..255 scale)."
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0 or math.isnan(eps) or math.isinf(eps):
-        raise ValueError(f"{name}={eps!r}: the budget must be a finite number >= 0 (e.g. 8/255 for CIFAR-10 L-inf)")
+    check_number(eps, name, what="the budget", example="8/255 for CIFAR-10 L-inf")
     if norm == "linf" and eps > 1:
         raise ValueError(f"{name}={eps!r} is more than the whole pixel range: images are in [0, 1], so an L-inf budget "
                          f"of {eps:g} pixel levels is {name}={eps:g}/255 = {eps / 255:.4f} (e.g. {name}=8/255)")
@@ -134,9 +133,7 @@ class PGD(Attack):
         if norm not in ("linf", "l2"): raise ValueError(f"norm={norm!r}: use 'linf' or 'l2'")
         super().__init__(eps, seed=seed, norm=norm)
         if loss not in ("ce", "cw"): raise ValueError(f"loss={loss!r}: use 'ce' (cross-entropy) or 'cw' (margin)")
-        if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps={steps!r}: pass a positive integer")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0 or math.isinf(alpha):
-            raise ValueError(f"alpha={alpha!r}: the step size must be a finite number > 0 (e.g. alpha=2/255)")
+        check_count(steps, "steps"); check_number(alpha, "alpha", low_ok=False, what="the step size", example="alpha=2/255")
         self.alpha, self.steps, self.norm = float(alpha), steps, norm
         self.random_start, self.targeted, self.loss, self.kappa = random_start, targeted, loss, kappa
 
@@ -187,9 +184,7 @@ class TradesKL(Attack):
     def __init__(self, eps: float = 8/255, alpha: float = 0.007, steps: int = 10, *, init_std: float = 1e-3,
                  seed: int | None = None):
         super().__init__(eps, seed=seed)
-        if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps={steps!r}: pass a positive integer")
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0 or math.isinf(alpha):
-            raise ValueError(f"alpha={alpha!r}: the step size must be a finite number > 0 (e.g. alpha=0.007)")
+        check_count(steps, "steps"); check_number(alpha, "alpha", low_ok=False, what="the step size", example="alpha=0.007")
         self.alpha, self.steps, self.init_std = float(alpha), steps, init_std
 
     def perturb(self, model, x, y):
@@ -252,8 +247,7 @@ def _limit(data: ImageDataset, limit: int | None) -> ImageDataset:
     if not isinstance(data, ImageDataset):
         raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
     if limit is None or (not isinstance(limit, bool) and isinstance(limit, int) and limit >= len(data)): return data
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit={limit!r}: pass a positive number of images (or None for all {len(data)})")
+    check_count(limit, "limit", what=f"a number of images (or None for all {len(data)})")
     return data.subset(range(limit))
 
 def perturb_dataset(attack: Attack, model: nn.Module, data: ImageDataset, *, batch_size: int = 256,

@@ -17,9 +17,9 @@ import warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CONFIG_DIR', 'UsageError', 'save_resolved', 'save_figure', 'curves_figure', 'cmd_info', 'cmd_data', 'cmd_configs',
-           'cmd_eval', 'cmd_train', 'cmd_select', 'cmd_diffusion', 'cmd_reweight', 'cmd_at', 'cmd_mpt', 'cmd_red',
-           'cmd_demo', 'parser', 'cli_words', 'main']
+__all__ = ['CONFIG_DIR', 'UsageError', 'save_resolved', 'curves_figure', 'cmd_info', 'cmd_data', 'cmd_configs', 'cmd_eval',
+           'cmd_train', 'cmd_select', 'cmd_diffusion', 'cmd_reweight', 'cmd_at', 'cmd_mpt', 'cmd_red', 'cmd_demo',
+           'parser', 'cli_words', 'main']
 
 # %% ../nbs/90_cli.ipynb #1c55f325
 CONFIG_DIR = Path(importlib.util.find_spec("effdata").origin).parent/"configs"   # paper-scale settings shipped with effdata
@@ -232,22 +232,12 @@ def _train_transform(ds):
     from effdata.data import DATASETS, train_transform
     return train_transform(ds.name) if ds.name in DATASETS else None
 
-def save_figure(fig, folder, name: str) -> Path:
-    "A plotly figure as HTML in `folder`, plotly.js beside it (one copy per folder, works offline)."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    p = folder/f"{name}.html"
-    fig.write_html(p, include_plotlyjs="directory", full_html=True)
-    return p
-
 def curves_figure(run, title: str = ""):
     "Every logged number of a run folder's metrics.jsonl against the step (one panel each)."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-    f = Path(run)/"metrics.jsonl"
-    recs = []
-    for line in (f.read_text().splitlines() if f.exists() else []):
-        try: recs.append(json.loads(line))
-        except json.JSONDecodeError: pass                    # a torn last line after a kill
+    from effdata.core import read_metrics
+    recs = read_metrics(Path(run)/"metrics.jsonl")
     keys = [k for k in dict.fromkeys(k for r in recs for k in r) if k not in ("step", "epoch", "seconds", "lr")
             and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in recs)][:8]
     fig = make_subplots(rows=max(1, len(keys)), cols=1, shared_xaxes=True, subplot_titles=keys or ["(nothing logged)"])
@@ -260,6 +250,7 @@ def curves_figure(run, title: str = ""):
     return fig
 
 def _curves(run: Path, title: str = ""):
+    from effdata.core import save_figure
     if (run/"metrics.jsonl").exists(): save_figure(curves_figure(run, title), run/"figures", "curves")
 
 # %% ../nbs/90_cli.ipynb #6d0e87e4
@@ -382,6 +373,7 @@ def cmd_train(args):
 
 def cmd_select(args):
     "Pick a coreset: features from an encoder, a score, a kept fraction -> a selection file and a summary."
+    from effdata.core import save_figure
     import plotly.graph_objects as go
     from effdata.selection import coreset
     run = _start_run(args, marker="coreset.npz")
@@ -461,6 +453,7 @@ def cmd_diffusion(args):
 
 def cmd_reweight(args):
     "DRO class weights for a coreset against a reference DM -> a weights file (with the trajectory)."
+    from effdata.core import save_figure
     import plotly.graph_objects as go
     from effdata.data import Selection
     from effdata.reweighting import reweight
@@ -523,6 +516,7 @@ def cmd_at(args):
 
 def cmd_mpt(args):
     "Train a biprop (multi-prize lottery ticket) network in a run folder; report per-layer kept fractions; export packed."
+    from effdata.core import save_figure
     import plotly.graph_objects as go
     import torch
     from effdata.mpt import PackedNet, export_packed, train_mpt
@@ -596,6 +590,7 @@ def _red_classifier(args, ds):
 
 def cmd_red(args):
     "Reverse engineering of deceptions: build adversarial pairs, train a DnCNN (DO / DS / CDD-RED), evaluate."
+    from effdata.core import save_figure
     from effdata.core import seed_everything
     from effdata.red import AdvPairs, DnCNN, REDExplorer, REDTrainer, build_pairs, evaluate_red, load_denoiser, summarize
     base = Path(args.run)

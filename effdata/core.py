@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -21,9 +22,10 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['seed_everything', 'seed_worker', 'get_rng_state', 'set_rng_state', 'check_fraction', 'get_device', 'atomic_write',
-           'atomic_dir', 'write_json', 'read_json', 'CheckpointError', 'CheckpointCorruptError', 'save_checkpoint',
-           'read_meta', 'load_checkpoint', 'Run']
+__all__ = ['seed_everything', 'seed_worker', 'get_rng_state', 'set_rng_state', 'check_fraction', 'check_number', 'check_count',
+           'get_device', 'atomic_write', 'atomic_dir', 'write_json', 'read_json', 'CheckpointError',
+           'CheckpointCorruptError', 'save_checkpoint', 'read_meta', 'load_checkpoint', 'read_metrics', 'plotly_js',
+           'save_figure', 'Run']
 
 # %% ../nbs/00_core.ipynb #587df766
 def seed_everything(seed: int) -> torch.Generator:
@@ -71,6 +73,26 @@ def check_fraction(value, name: str = "fraction", what: str = "the share to keep
     if not (0.0 < v <= 1.0):  # also rejects NaN
         raise ValueError(f"{name}={value!r} is outside (0, 1]: pass {what}, e.g. {name}=0.3 (not a percentage)")
     return v
+
+def check_number(value, name: str, *, low: float = 0.0, low_ok: bool = True, high: float = math.inf, high_ok: bool = True,
+                 example: str = "", what: str = "") -> float:
+    "`value` as a finite float within the bounds, else a `ValueError` naming `name`, the value, `what` it is and an example."
+    try: v = float(value)
+    except (TypeError, ValueError): v = math.nan
+    ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(v)
+          and (v > low or (low_ok and v == low)) and (v < high or (high_ok and v == high)))
+    if not ok:
+        lo, hi = ("[" if low_ok else "(") + f"{low:g}", (f"{high:g}" if math.isfinite(high) else "inf") + ("]" if high_ok and math.isfinite(high) else ")")
+        raise ValueError(f"{name}={value!r}: pass {what + ', ' if what else ''}a finite number in {lo}, {hi}"
+                         f"{', e.g. ' + example if example else ''}")
+    return v
+
+def check_count(value, name: str, low: int = 1, example: str = "", what: str = "") -> int:
+    "`value` as an int >= `low`, else a `ValueError` naming `name`, the value and `what` it counts."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r}: pass {what + ', ' if what else ''}an integer >= {low}"
+                         f"{', e.g. ' + example if example else ''}")
+    return int(value)
 
 # %% ../nbs/00_core.ipynb #4ddd7eba
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -268,6 +290,38 @@ def load_checkpoint(path: str | os.PathLike, model=None, *, optimizer=None, sche
     if restore_rng and state["rng"] is not None: set_rng_state(state["rng"])
     return {**meta, "extra": state["extra"]}
 
+# %% ../nbs/00_core.ipynb #fa46d8c7
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    "The records of a `metrics.jsonl` log, in order ([] if there is none); a half-written last line, left by a kill, is skipped."
+    path = Path(path)
+    if not path.exists(): return []
+    lines = path.read_text().split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip(): continue
+        try: out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1: break            # no newline after it: a write cut off by a kill
+            raise ValueError(f"{path} line {i + 1} is not JSON ({line[:60]!r}): the log is damaged; "
+                             f"remove that line, or start a new run folder") from None
+    return out
+
+def plotly_js(folder: str | os.PathLike) -> Path:
+    "`folder/plotly.min.js`, copied once from the installed plotly package, so HTML beside it opens offline."
+    import plotly
+    js = Path(folder)/"plotly.min.js"
+    if not js.exists():
+        with atomic_write(js, "wb") as f: f.write((Path(plotly.__file__).parent/"package_data"/"plotly.min.js").read_bytes())
+    return js
+
+def save_figure(fig, folder: str | os.PathLike, name: str) -> Path:
+    """A plotly figure as `folder/name.html`, written atomically, with plotly.js beside it (copied once per folder from
+    the installed plotly package): it opens offline, and a folder of figures holds one copy of plotly.js, not one each."""
+    folder = Path(folder); plotly_js(folder)
+    p = folder/f"{name}.html"
+    with atomic_write(p, "w") as f: f.write(fig.to_html(include_plotlyjs="directory", full_html=True))
+    return p
+
 # %% ../nbs/00_core.ipynb #9d3b9f6d
 class Run:
     """A run folder: config, metrics log, atomic checkpoints, figures. `resume=True` continues the run in an
@@ -317,18 +371,7 @@ class Run:
 
     def metrics(self) -> list[dict]:
         "All logged records, in order (a half-written last line, left by a kill, is skipped)."
-        if not self.metrics_path.exists(): return []
-        text = self.metrics_path.read_text()
-        lines = text.split("\n")
-        out = []
-        for i, line in enumerate(lines):
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError:
-                if i == len(lines) - 1: break            # no newline after it: a write cut off by a kill
-                raise ValueError(f"{self.metrics_path} line {i + 1} is not JSON ({line[:60]!r}): the log is damaged; "
-                                 f"remove that line, or start a new run folder") from None
-        return out
+        return read_metrics(self.metrics_path)
 
     def checkpoints(self) -> list[Path]:
         return sorted(p for p in self.ckpt_dir.glob("step-*") if (p/"meta.json").exists())
@@ -383,7 +426,5 @@ class Run:
             for r in recs: f.write(json.dumps(r) + "\n")
 
     def save_figure(self, fig, name: str) -> Path:
-        "Save a plotly figure as standalone HTML (plotly.js embedded, works offline) in `figures/`."
-        p = self.fig_dir/f"{name}.html"
-        with atomic_write(p, "w") as f: f.write(fig.to_html(include_plotlyjs=True, full_html=True))
-        return p
+        "Save a plotly figure as HTML in `figures/` (see `save_figure`)."
+        return save_figure(fig, self.fig_dir, name)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .core import atomic_write, check_fraction, read_json
+from .core import atomic_write, check_count, check_fraction, read_json
 
 # %% auto #0
 __all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'DatasetError', 'read_cifar_pickle', 'read_idx', 'ImageDataset',
@@ -304,8 +304,8 @@ def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | N
 # %% ../nbs/01_data.ipynb #f01dld01
 _FOLDER_TEST_EVERY = 5   # without train/ and test/ sub-folders, every fifth image is a test image (as for the digits)
 
-def _folder_split(path: Path, split: str) -> tuple[Path, np.ndarray | None]:
-    "The ImageFolder root of `split`, and (without split sub-folders) which of its sorted samples belong to it."
+def _folder_split(path: Path, split: str) -> tuple[Path, str | None]:
+    "The ImageFolder root of `split`, and `split` itself when there are no train/test sub-folders (every fifth image is test)."
     if (path/"train").is_dir() and (path/"test").is_dir(): return path/split, None
     return path, split
 
@@ -375,6 +375,14 @@ def provenance(data: ImageDataset) -> dict:
 def _describe(p: dict) -> str:
     return f"{p.get('name')} ({p.get('split')}, {p.get('n')} samples, {p.get('num_classes')} classes)"
 
+def _check_made_for(made: dict | None, data: "ImageDataset", what: str, used: str, fix: str,
+                    keys=("name", "split", "num_classes")):
+    "Raise unless `data` matches the `keys` of `made` (a `provenance`): '{what} made for X but {used} Y: {fix}'."
+    if not made: return
+    here = provenance(data)
+    if any(made.get(k) is not None and made[k] != here[k] for k in keys):
+        raise ValueError(f"{what} made for {_describe(made)} but {used} {_describe(here)}: {fix}")
+
 class SelectionFileError(ValueError):
     "A file given as a selection is not one (truncated, or another kind of file)."
 
@@ -390,9 +398,7 @@ class Selection:
 
     def __post_init__(self):
         if isinstance(self.n, ImageDataset): self.dataset, self.n = provenance(self.n), len(self.n)
-        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
-            raise ValueError(f"n={self.n!r}: pass the size of the dataset the positions index (or the dataset itself)")
-        self.n = int(self.n)
+        self.n = check_count(self.n, "n", 0, what="the size of the dataset the positions index (or the dataset itself)")
         idx = _check_indices(self.indices, self.n).numpy()
         if len(np.unique(idx)) != len(idx):
             raise ValueError(f"indices hold {len(idx) - len(np.unique(idx))} repeated positions: a selection lists "
@@ -425,12 +431,8 @@ class Selection:
         if len(dataset) != self.n:
             raise ValueError(f"this selection indexes a dataset of {self.n} samples{made} but {dataset!r} has {len(dataset)}: "
                              f"apply it to the dataset (and split) it was made for")
-        if self.dataset:
-            here = provenance(dataset)
-            diff = [k for k in ("name", "split", "num_classes") if self.dataset.get(k) is not None and self.dataset[k] != here[k]]
-            if diff:
-                raise ValueError(f"this selection was made for {_describe(self.dataset)} but is applied to {_describe(here)}: "
-                                 f"apply it to the dataset it was made for, or make a new selection")
+        _check_made_for(self.dataset, dataset, "this selection was", "is applied to",
+                        "apply it to the dataset it was made for, or make a new selection")
         return dataset.subset(self.indices, self.weights)
 
     def class_counts(self, targets, num_classes: int | None = None) -> np.ndarray:

@@ -10,7 +10,6 @@ import html
 import io
 import json
 import math
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -328,10 +327,9 @@ figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-size:90%;color:#5
 
 def write_report(res: dict, run: Path) -> Path:
     "report.html in `run`, with plotly.js copied beside it from the installed plotly package (opens offline)."
-    import plotly
     import plotly.io as pio
-    js = Path(plotly.__file__).parent/"package_data"/"plotly.min.js"
-    shutil.copyfile(js, run/"plotly.min.js")
+    from effdata.core import plotly_js
+    plotly_js(run)
     meta = res["meta"]
     parts = [f"<h1>effdata demo: {html.escape(meta['dataset'])}</h1>",
              f"<p class=note>{html.escape(meta['summary'])}</p>",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import get_device, seed_everything
+from .core import check_count, check_number, get_device, seed_everything
 from .data import Batch, ImageDataset, Selection
 from .models import count_params
 from .train import Trainer, make_schedule
@@ -73,22 +73,15 @@ class DiffusionConfig:
         if self.prediction_type not in ("epsilon", "v_prediction", "sample"):
             raise ValueError(f"prediction_type={self.prediction_type!r}: use 'epsilon' (the paper), 'v_prediction' or 'sample'")
         if not 0 <= self.ema_decay < 1: raise ValueError(f"ema_decay={self.ema_decay!r}: pass a number in [0, 1), e.g. 0.999")
-        def num(name, ok, want):
-            v = getattr(self, name)
-            good = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and ok(v)
-            if not good: raise ValueError(f"{name}={v!r}: pass {want}")
-        def count(name, low):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low: raise ValueError(f"{name}={v!r}: pass an integer >= {low}")
-        num("lr", lambda v: v > 0, "a finite learning rate > 0, e.g. 2e-4")
-        num("dropout", lambda v: 0 <= v < 1, "a probability in [0, 1), e.g. 0.1")
-        num("beta_start", lambda v: 0 < v < 1, "a number in (0, 1), e.g. 1e-4")
-        num("beta_end", lambda v: self.beta_start < v < 1, f"a number in (beta_start={self.beta_start}, 1), e.g. 0.02")
-        if self.grad_clip is not None: num("grad_clip", lambda v: v > 0, "a number > 0, or None")
+        check_number(self.lr, "lr", low_ok=False, example="2e-4")
+        check_number(self.dropout, "dropout", high=1.0, high_ok=False, example="0.1")
+        check_number(self.beta_start, "beta_start", low_ok=False, high=1.0, high_ok=False, example="1e-4")
+        check_number(self.beta_end, "beta_end", low=self.beta_start, low_ok=False, high=1.0, high_ok=False, example="0.02")
+        if self.grad_clip is not None: check_number(self.grad_clip, "grad_clip", low_ok=False, example="1.0 (or None)")
         for name, low in (("num_train_timesteps", 2), ("layers_per_block", 1), ("batch_size", 1), ("train_steps", 1),
                           ("sample_steps", 1), ("warmup_steps", 0), ("norm_num_groups", 1), ("image_size", 1)):
-            count(name, low)
-        if self.num_classes is not None: count("num_classes", 1)
+            check_count(getattr(self, name), name, low)
+        if self.num_classes is not None: check_count(self.num_classes, "num_classes", 1)
         schedules = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
         if self.beta_schedule not in schedules:
             raise ValueError(f"beta_schedule={self.beta_schedule!r}: use one of {', '.join(map(repr, schedules))}")
@@ -259,11 +252,9 @@ class DDPMTrainer(Trainer):
             raise ValueError(f"steps={steps!r} and epochs={epochs!r}: pass one of them")
         if steps is None and epochs is None: steps = cfg.train_steps
         if steps is not None:
-            if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-                raise ValueError(f"steps={steps!r}: pass the number of optimisation steps, a positive integer")
-            steps = int(steps)
+            steps = check_count(steps, "steps", what="the number of optimisation steps")
             bs = kw.get("batch_size", cfg.batch_size)
-            if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1: raise ValueError(f"batch_size={bs!r}: pass a positive integer")
+            check_count(bs, "batch_size")
             n_train = len(selection) if selection is not None else len(data)
             epochs = math.ceil(steps / math.ceil(n_train / bs))
         if unet is None:
@@ -325,9 +316,8 @@ def sample(unet: nn.Module, config, n: int, *, steps: int = 50, method: str = "d
     T = sched.config.num_train_timesteps
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 1 <= steps <= T:
         raise ValueError(f"steps={steps!r}: pass a number of sampling steps in 1..{T}, e.g. steps=50")
-    if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size={batch_size!r}: pass a positive integer")
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
-        raise ValueError(f"eta={eta!r}: pass the DDIM noise share, a number in [0, 1] (0: deterministic)")
+    check_count(batch_size, "batch_size")
+    check_number(eta, "eta", high=1.0, what="the DDIM noise share (0: deterministic)")
     uc = unet.config
     conditional = getattr(uc, "num_class_embeds", None) is not None
     if conditional:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import get_device
+from .core import check_count, get_device
 from .data import DATASETS, ImageDataset, Loader, data_root, _root_origin
 
 # %% auto #0
@@ -30,8 +30,7 @@ def seeded(seed: int | None):
     (`None`: the global generator, as it stands). effdata's architectures initialise their weights this way, so
     `MLP()` is the same network in every process: torch seeds its global generator at random in each new process."""
     if seed is None: yield; return
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not a non-negative integer: pass e.g. seed=0 (or None for torch's global generator)")
+    check_count(seed, "seed", 0, "seed=0 (or None for torch's global generator)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed); yield
 

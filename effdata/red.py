@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .attacks import ATTACKS, Attack, check_images, eval_mode, get_attack
-from .core import atomic_write, get_device, load_checkpoint, read_json, seed_everything
+from .core import atomic_write, check_number, get_device, load_checkpoint, read_json, seed_everything
 from .data import Batch, ImageDataset, epoch_generator
 from .metrics import ATTRIBUTIONS, attribution_maps, psnr, ssim, topk_iou
 from .models import check_classifier, count_params
@@ -349,7 +349,7 @@ def red_objective(denoiser: nn.Module, classifier: nn.Module, x: torch.Tensor, x
     """Per-pair RED loss `(B,)`: l1(D(x'), x) + gamma CE(f(D(x')), f(x)) + lam CE(f(x + x' - D(x')), f(x')),
     averaged over the original pair and its augmented copies; plus a dict of numbers to log."""
     check_pair(x, x_adv)
-    if not (gamma >= 0 and lam >= 0 and math.isfinite(gamma) and math.isfinite(lam)): raise ValueError(f"gamma={gamma!r}, lam={lam!r}: the weights of the alignment terms must be >= 0")
+    check_number(gamma, "gamma", example="gamma=0.025"); check_number(lam, "lam", example="lam=0.025")   # alignment weights
     B = len(x)
     align = gamma > 0 or lam > 0
     xs, xas = [x], [x_adv]
@@ -388,12 +388,11 @@ class REDTrainer(Trainer):
         if not isinstance(pairs, AdvPairs): raise TypeError(f"pairs is a {type(pairs).__name__}: pass AdvPairs (build_pairs)")
         if len(pairs) == 0: raise ValueError("pairs is empty: build some adversarial pairs first")
         st = get_setting(setting)
-        self.gamma = st["gamma"] if gamma is None else float(gamma)
-        self.lam = st["lam"] if lam is None else float(lam)
+        self.gamma = check_number(st["gamma"] if gamma is None else gamma, "gamma", example="gamma=0.025")
+        self.lam = check_number(st["lam"] if lam is None else lam, "lam", example="lam=0.025")
         self.augment = tuple(st["augment"] if augment is None else augment)
         for a in self.augment:
             if a not in AUGMENTATIONS: raise ValueError(f"augment holds {a!r}: choose from {', '.join(AUGMENTATIONS)}")
-        if not (self.gamma >= 0 and self.lam >= 0 and math.isfinite(self.gamma) and math.isfinite(self.lam)): raise ValueError(f"gamma={self.gamma}, lam={self.lam}: pass weights >= 0")
         self.filter, self.pairs = filter, pairs
         check_classifier(classifier, pairs.num_classes, pairs.shape, pairs.name)
         arch = denoiser.config if isinstance(denoiser, DnCNN) else {"class": type(denoiser).__name__}

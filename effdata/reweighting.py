@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .core import atomic_write, load_checkpoint, read_json
-from .data import Batch, ImageDataset, Selection, _describe, provenance
+from .data import Batch, ImageDataset, Selection, _check_made_for, _describe, provenance
 from .diffusion import (DDPMTrainer, DiffusionConfig, denoising_loss, draw_noise, get_config, make_unet,
                                step_generator)
 
@@ -72,9 +72,8 @@ class ClassWeights:
         made = f" (made for {_describe(self.dataset)})" if self.dataset else ""
         K = len(self.weights)
         if data is not None:
-            if self.dataset and (self.dataset.get("name"), self.dataset.get("num_classes")) != (data.name, data.num_classes):
-                raise ValueError(f"these class weights were made for {_describe(self.dataset)} but are used on "
-                                 f"{_describe(provenance(data))}: compute class weights for this dataset (reweight / effdata reweight)")
+            _check_made_for(self.dataset, data, "these class weights were", "are used on",           # any split of it
+                            "compute class weights for this dataset (reweight / effdata reweight)", keys=("name", "num_classes"))
             if data.num_classes != K:
                 raise ValueError(f"these class weights have {K} classes{made} but {data.name} has {data.num_classes}: "
                                  f"compute class weights for this dataset")

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .core import check_fraction
+from .core import check_count, check_fraction, check_number
 from .data import ImageDataset, Selection, provenance
 
 # %% auto #0
@@ -100,8 +100,7 @@ def ppca_scores(features, labels=None, *, variance: float = 0.95) -> np.ndarray:
     kept, PPCA's density is singular); a class with fewer than 3 samples is scored under one PPCA of all samples
     (pooled). One warning names the classes either fallback was used for."""
     from sklearn.decomposition import PCA
-    if isinstance(variance, bool) or not isinstance(variance, (int, float)) or not 0 < variance < 1:
-        raise ValueError(f"variance={variance!r}: pass the share of the variance PPCA keeps, a number in (0, 1), e.g. 0.95")
+    check_number(variance, "variance", low_ok=False, high=1.0, high_ok=False, what="the share of the variance PPCA keeps", example="0.95")
     X, y = check_features(features, labels); X = X.double().numpy(); out = np.empty(len(X))
     if len(X) < 3: raise ValueError(f"features has {len(X)} samples: PPCA needs at least 3 samples")
     capped, pooled = [], []
@@ -133,8 +132,7 @@ def knn_scores(features, labels=None, *, k: int = 5, chunk: int = 2048) -> np.nd
     chunks of `chunk` rows: memory is chunk x class size, never N x N. k is capped at the class size - 1; a class
     of one sample is scored against all samples (pooled); one warning names those classes."""
     X, y = check_features(features, labels); X = X.float(); out = torch.empty(len(X))
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"k={k!r}: pass an integer k >= 1, e.g. k=5")
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1: raise ValueError(f"chunk={chunk!r}: pass a positive integer")
+    k, chunk = check_count(k, "k", example="k=5"), check_count(chunk, "chunk")
     if len(X) < 2: raise ValueError(f"features has {len(X)} sample: kNN needs at least 2 samples")
     capped, pooled = [], []
     for idx in _groups(y, len(X)):
@@ -215,8 +213,7 @@ def select(scores, fraction: float, labels=None, *, per_class: bool = True, min_
     samples; `min_per_class` keeps at least that many of every class (with a warning if that exceeds the request).
     `info` records the requested `fraction` and the `fraction_achieved`."""
     fraction = check_fraction(fraction)
-    if isinstance(min_per_class, bool) or not isinstance(min_per_class, (int, np.integer)) or min_per_class < 0:
-        raise ValueError(f"min_per_class={min_per_class!r}: pass a whole number >= 0 of samples every class keeps, e.g. 1")
+    min_per_class = check_count(min_per_class, "min_per_class", 0, "1", what="the samples every class keeps at least")
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or len(s) == 0: raise ValueError(f"scores has shape {s.shape}: pass one score per sample")
     if not np.isfinite(s).all(): raise ValueError(f"scores holds {int((~np.isfinite(s)).sum())} NaN or infinite values")

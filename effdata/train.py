@@ -12,13 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import Run, get_device, seed_everything
+from .core import Run, check_count, check_number, get_device, seed_everything
 from .data import Batch, ImageDataset, Loader, Selection
 from .models import check_classifier
 
@@ -45,33 +44,15 @@ class DeferredInterrupt:
 class NonFiniteLossError(FloatingPointError, ValueError):
     "The loss became NaN or infinite: the run stops before that step changes the weights."
 
-def _number(value, name: str, *, low: float = 0.0, low_ok: bool = True, high: float = math.inf, high_ok: bool = True,
-            example: str = "") -> float:
-    "`value` as a finite float within the bounds, else a `ValueError` naming `name`, the value and an example."
-    try: v = float(value)
-    except (TypeError, ValueError): v = math.nan
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(v)
-          and (v > low or (low_ok and v == low)) and (v < high or (high_ok and v == high)))
-    if not ok:
-        lo, hi = ("[" if low_ok else "(") + f"{low:g}", (f"{high:g}" if math.isfinite(high) else "inf") + ("]" if high_ok and math.isfinite(high) else ")")
-        raise ValueError(f"{name}={value!r}: pass a finite number in {lo}, {hi}{', e.g. ' + example if example else ''}")
-    return v
-
-def _count(value, name: str, low: int = 1, example: str = "") -> int:
-    "`value` as an int >= `low`, else a `ValueError` naming `name` and the value."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r}: pass an integer >= {low}{', e.g. ' + example if example else ''}")
-    return int(value)
-
 OPTIMIZERS, SCHEDULES = ("sgd", "adam", "adamw"), ("constant", "cosine", "step")
 
 def make_optimizer(params, name: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4):
     "SGD (Nesterov momentum) or Adam/AdamW by name."
     if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
         raise ValueError(f"optimizer={name!r}: use {', '.join(map(repr, OPTIMIZERS))}")
-    lr = _number(lr, "lr", low_ok=False, example="lr=0.05")
-    momentum = _number(momentum, "momentum", high=1.0, high_ok=False, example="momentum=0.9")
-    weight_decay = _number(weight_decay, "weight_decay", example="weight_decay=5e-4")
+    lr = check_number(lr, "lr", low_ok=False, example="lr=0.05")
+    momentum = check_number(momentum, "momentum", high=1.0, high_ok=False, example="momentum=0.9")
+    weight_decay = check_number(weight_decay, "weight_decay", example="weight_decay=5e-4")
     name = name.lower()
     if name == "sgd": return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
     if name == "adam": return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -80,7 +61,7 @@ def make_optimizer(params, name: str = "sgd", lr: float = 0.1, momentum: float =
 def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int = 0):
     "Learning-rate schedule by name: 'constant', 'cosine' or 'step' (x0.1 at 50 % and 75 %), after linear warm-up."
     if name not in SCHEDULES: raise ValueError(f"schedule={name!r}: use {', '.join(map(repr, SCHEDULES))}")
-    warmup_steps = _count(warmup_steps, "warmup_steps", 0, "warmup_steps=0")
+    warmup_steps = check_count(warmup_steps, "warmup_steps", 0, "warmup_steps=0")
     def f(step):
         if step < warmup_steps: return (step + 1) / warmup_steps
         p = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -106,9 +87,9 @@ class Trainer:
             raise TypeError(f"model is a {type(model).__name__}: pass an nn.Module (e.g. effdata.models.MLP())")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"epochs={epochs!r}: pass a positive integer")
-        if grad_clip is not None: grad_clip = _number(grad_clip, "grad_clip", low_ok=False, example="grad_clip=1.0 (or None)")
-        log_every = _count(log_every, "log_every", 1, "log_every=10")
-        if ckpt_every is not None: ckpt_every = _count(ckpt_every, "ckpt_every", 1, "ckpt_every=100 (or None: each epoch)")
+        if grad_clip is not None: grad_clip = check_number(grad_clip, "grad_clip", low_ok=False, example="grad_clip=1.0 (or None)")
+        log_every = check_count(log_every, "log_every", 1, "log_every=10")
+        if ckpt_every is not None: ckpt_every = check_count(ckpt_every, "ckpt_every", 1, "ckpt_every=100 (or None: each epoch)")
         if run is not None and not isinstance(run, (Run, str, os.PathLike)):
             raise TypeError(f"run is a {type(run).__name__}: pass a folder path (or a Run)")
         if len(data) == 0: raise ValueError(f"data {data!r} holds no samples: pass a dataset with images")
@@ -199,7 +180,7 @@ class Trainer:
 
     def fit(self, max_steps: int | None = None) -> "Trainer":
         "Train to the end (or until global step `max_steps`), checkpointing on the way; returns self."
-        if max_steps is not None: max_steps = _count(max_steps, "max_steps", 1, "max_steps=100 (or None: to the end)")
+        if max_steps is not None: max_steps = check_count(max_steps, "max_steps", 1, "max_steps=100 (or None: to the end)")
         stop = min(self.total_steps, max_steps or self.total_steps)
         bar = tqdm(total=stop, initial=self.step, desc=type(self).__name__, disable=not self.progress, leave=False)
         t0 = time.perf_counter()

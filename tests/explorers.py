@@ -33,6 +33,8 @@ def class_weights():
     core = make_coreset(digits, 0.3, score="gaussian", encoder="pixels", progress=False)
     cw = DROTrainer(digits, tmp / "ref", tiny, selection=core, steps=12, batch_size=32, progress=False,
                     run=tmp / "dro").fit().result()
+    # two class mixes for the histogram panel: the data's own, and the same tilted by the learnt weights (inputs for
+    # the widget test, not generated samples: the diffusion tutorial shows the measured ones)
     counts = np.bincount(digits.targets.numpy(), minlength=10).astype(float)
     return ClassWeightsExplorer(cw, {"without reweighting": counts, "with reweighting": counts * cw.weights * 10})
 

@@ -247,7 +247,7 @@ def test_explorers_in_jupyterlab(lab, browser):
         out = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").last
         out.scroll_into_view_if_needed()
         out.screenshot(path=str(ARTIFACTS / f"explorer_{name}.png"))
-        errors = [e for e in seen["errors"] if "favicon" not in e]
+        assert not seen["errors"], f"{name}: console errors in JupyterLab: {seen['errors'][:5]}"
         assert not seen["outside"], f"{name}: JupyterLab requested outside the machine: {seen['outside']}"
         page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
         page.locator("li[data-command='filemenu:close-and-cleanup']").click()
