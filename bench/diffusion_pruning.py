@@ -27,8 +27,10 @@ Writes bench/results/diffusion_pruning.json and .md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,6 +78,38 @@ class Bench:
 
     @staticmethod
     def _key(r): return (r["dataset"], r["method"], r["fraction"], r["seed"])
+
+    def refresh(self):
+        "Rows finished by any process so far (several processes may share the work, see --reverse)."
+        if ROWS.exists():
+            for line in ROWS.read_text().splitlines():
+                if line.strip():
+                    r = json.loads(line); self.done.setdefault(self._key(r), r)
+
+    @contextlib.contextmanager
+    def claim(self, tag):
+        "Hold `tag` while this process runs it; yields False if another live process holds it."
+        lock = WORK / self.name / f"{tag}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try: fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY); break
+            except FileExistsError:
+                try: pid = int(lock.read_text() or 0); os.kill(pid, 0); alive = pid != os.getpid()
+                except (ValueError, ProcessLookupError, FileNotFoundError): alive = False
+                if alive: yield False; return
+                lock.unlink(missing_ok=True)
+        else:
+            yield False; return
+        os.write(fd, str(os.getpid()).encode()); os.close(fd)
+        try: yield True
+        finally: lock.unlink(missing_ok=True)
+
+    def wait_for(self, key, what):
+        "Block until another process has written the row `key`."
+        while True:
+            self.refresh()
+            if key in self.done: return self.done[key]
+            print(f"[{self.name}] waiting for {what} (another process runs it)", flush=True); time.sleep(60)
 
     def feature_net(self):
         "The FD feature space: a SmallCNN trained on the train split only (seed 0), fixed for every run."
@@ -125,7 +159,8 @@ class Bench:
             if until_converged:
                 (folder / "snap").mkdir(exist_ok=True)
                 torch.save(tr.ema.state_dict(), folder / "snap" / f"{tr.step}.pt")
-                if tr.step % S["eval_every"]: continue
+                if tr.step % S["eval_every"]:
+                    side.write_text(json.dumps({"curve": curve, "cpu": clock.cpu, "wall": clock.wall})); continue
             sc = self.score(tr.ema, seed)
             curve.append({"step": tr.step, "cpu": clock.cpu, "wall": clock.wall, **sc})
             side.write_text(json.dumps({"curve": curve, "cpu": clock.cpu, "wall": clock.wall}))
@@ -177,41 +212,54 @@ class Bench:
         if r is None: raise RuntimeError("the full run of seed 0 fixes S: run seed 0 first")
         return r["steps"]
 
-    def run_seed(self, seed):
-        from effdata.data import Selection
+    def run_seed(self, seed, reverse=False):
         from effdata.reweighting import reweight
         from effdata.selection import coreset, random_scores, select
         S, train = self.S, self.train
+        self.refresh()
         # 1. full data: to convergence (seed 0), or to seed 0's S
-        if (self.name, "full", 1.0, seed) not in self.done:
-            if seed == 0: tr, curve, clock = self.train_curve(f"full_s{seed}", seed, until_converged=True)
-            else: tr, curve, clock = self.train_curve(f"full_s{seed}", seed, steps=self.full_steps(), until_converged=False)
-            S_here = curve[-1]["step"]
-            stopped = ({str(s): min(curve, key=lambda c: abs(c["step"] - s)) for s in self.grid(S_here)} if seed
-                       else self.score_snapshots(f"full_s{seed}", seed, self.grid(S_here)))
-            self.put(self.row("full", 1.0, seed, curve, clock, converged=self.converged(curve), stopped_at=stopped,
-                              feature_classifier_test_acc=self.clf_acc,
-                              epochs=S_here / math.ceil(len(train) / S["batch_size"])))
-        full = self.done[(self.name, "full", 1.0, seed)]
+        key = (self.name, "full", 1.0, seed)
+        if key not in self.done:
+            if seed: self.wait_for((self.name, "full", 1.0, 0), "the full run of seed 0 (it fixes S)")
+            with self.claim(f"full_s{seed}") as mine:
+                if mine and key not in self.done:
+                    if seed == 0: tr, curve, clock = self.train_curve(f"full_s{seed}", seed, until_converged=True)
+                    else: tr, curve, clock = self.train_curve(f"full_s{seed}", seed, steps=self.full_steps(), until_converged=False)
+                    S_here = curve[-1]["step"]
+                    stopped = ({str(s): min(curve, key=lambda c: abs(c["step"] - s)) for s in self.grid(S_here)} if seed
+                               else self.score_snapshots(f"full_s{seed}", seed, self.grid(S_here)))
+                    self.put(self.row("full", 1.0, seed, curve, clock, converged=self.converged(curve), stopped_at=stopped,
+                                      feature_classifier_test_acc=self.clf_acc,
+                                      epochs=S_here / math.ceil(len(train) / S["batch_size"])))
+            full = self.wait_for(key, f"the full run of seed {seed}")
+        full = self.done[key]
         S_full = self.full_steps()
         ref = WORK / self.name / f"full_s{seed}"
         epochs_full = math.ceil(S_full / math.ceil(len(train) / S["batch_size"]))
-        # 2. dynamic pruning (InfoBatch) for the full run's epochs
-        if (self.name, "dynamic", 1.0, seed) not in self.done:
-            from effdata.train import InfoBatch
-            tr, curve, clock = self.train_curve(f"dynamic_s{seed}", seed, epochs=epochs_full,
-                                                dynamic=InfoBatch(S["infobatch_prune"], S["infobatch_anneal"]))
-            self.put(self.row("dynamic", 1.0, seed, curve, clock, epochs=epochs_full))
-        # 3. static subsets at each p, p*S steps (same epochs)
-        clf_enc = None
+        jobs = []
         for p in S["fractions"]:
-            steps = max(1, int(round(p * S_full)))
             plan = [("random", "pixels", None), ("gaussian", "pixels", None), ("gaussian+dro", "pixels", "full")]
             if p == S["p_surrogate"]:
                 plan += [("moderate", "pixels", None), ("gaussian-clf", "classifier", None), ("moderate-clf", "classifier", None),
                          ("gaussian+dro(coreset ref)", "pixels", "coreset")]
-            for method, surrogate, dro in plan:
-                if (self.name, method, p, seed) in self.done: continue
+            jobs += [(method, p, surrogate, dro) for method, surrogate, dro in plan]
+        jobs = [("dynamic", 1.0, None, None)] + jobs
+        if reverse: jobs = jobs[1:][::-1] + jobs[:1]
+        clf_enc = None
+        for method, p, surrogate, dro in jobs:
+            self.refresh()
+            if (self.name, method, p, seed) in self.done: continue
+            tag = f"{method}_p{p}_s{seed}".replace("+", "_").replace("(", "").replace(")", "").replace(" ", "_")
+            if dro == "coreset":
+                self.wait_for((self.name, "gaussian", p, seed), f"gaussian p={p} seed {seed} (the DRO reference)")
+            with self.claim(tag) as mine:
+                if not mine: continue
+                if method == "dynamic":        # InfoBatch-style dynamic pruning for the full run's epochs
+                    from effdata.train import InfoBatch
+                    tr, curve, clock = self.train_curve(tag, seed, epochs=epochs_full,
+                                                        dynamic=InfoBatch(S["infobatch_prune"], S["infobatch_anneal"]))
+                    self.put(self.row("dynamic", 1.0, seed, curve, clock, epochs=epochs_full)); continue
+                steps = max(1, int(round(p * S_full)))     # p of the full run's steps: the same epochs
                 sel_clock, proxy_clock, extra = Clock(), Clock(), {}
                 score = method.split("+")[0].split("-")[0]
                 if method == "random":
@@ -224,15 +272,14 @@ class Bench:
                             enc = clf_enc
                         else: enc = "pixels"
                         sel = coreset(train, p, score=score, encoder=enc, seed=seed, progress=False)
-                    if surrogate == "classifier":
+                    if surrogate == "classifier":       # every method on this surrogate pays for training it
                         sel_clock.cpu += clf_cost.cpu; sel_clock.wall += clf_cost.wall
                         extra["cpu_surrogate_training"] = clf_cost.cpu
                 if dro is not None:
                     reference = ref
                     if dro == "coreset":       # the reference is the DM trained on this coreset (its training counted)
-                        key = (self.name, "gaussian", p, seed)
                         reference = WORK / self.name / f"gaussian_p{p}_s{seed}"
-                        extra["cpu_reference"] = self.done[key]["cpu_train"]
+                        extra["cpu_reference"] = self.done[(self.name, "gaussian", p, seed)]["cpu_train"]
                     else: extra["cpu_reference"] = full["cpu_train"]
                     with proxy_clock:
                         cw = reweight(train, reference, self.cfg, selection=sel, steps=S["dro_steps"],
@@ -240,8 +287,7 @@ class Bench:
                                       seed=seed, progress=False)
                     sel = cw.apply(sel, train.targets)
                     extra["class_weights"] = cw.weights.round(4).tolist()
-                tr, curve, clock = self.train_curve(f"{method}_p{p}_s{seed}".replace("+", "_").replace("(", "").replace(")", "").replace(" ", "_"),
-                                                    seed, selection=sel, steps=steps)
+                tr, curve, clock = self.train_curve(tag, seed, selection=sel, steps=steps)
                 self.put(self.row(method, p, seed, curve, clock, surrogate=surrogate, dro_reference=dro, n_train=len(sel),
                                   cpu_select=sel_clock.cpu, wall_select=sel_clock.wall, cpu_proxy=proxy_clock.cpu,
                                   wall_proxy=proxy_clock.wall, **extra))
@@ -303,8 +349,9 @@ def summarise(rows: list[dict], args_machine: dict) -> dict:
         coreset_methods = ["gaussian", "gaussian+dro"]
         blk = dict(S_full=S_full, epochs_full=full[0]["epochs"], fd_full=fd_full, fd_full_std=fd_full_std, cpu_full=cpu_full,
                    converged_at=S_full, full_converged=[r.get("converged") for r in full],
-                   fd_full_curve=[{"step": c["step"], "fd": mean_std([min(r["curve"], key=lambda x: abs(x["step"] - c["step"]))["fd"]
-                                                                      for r in full])[0]} for c in full[0]["curve"]],
+                   fd_full_curve=[{"step": c["step"], **{k: mean_std([min(r["curve"], key=lambda x: abs(x["step"] - c["step"]))[k]
+                                                                          for r in full])[0] for k in ("fd", "cpu")}}
+                                  for c in full[0]["curve"]],
                    fd_ratio_vs_random={m: {str(p): ratio(fd(m, p), fd("random", p)) for p in S["fractions"]} for m in coreset_methods},
                    fd_ratio_vs_full_same_steps={m: {str(p): ratio(fd(m, p), agg[f"full-stopped@{p}"]["fd"][0]) for p in S["fractions"]}
                                                 for m in coreset_methods + ["random"]},
@@ -370,13 +417,15 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--report", action="store_true", help="only rewrite the summary from the rows so far")
+    ap.add_argument("--reverse", action="store_true",
+                    help="take the runs in reverse order: a second process started with it shares the work (locks keep them apart)")
     ap.add_argument("--smoke", action="store_true", help="a tiny run into a temporary folder (checks the script, measures nothing)")
     args = ap.parse_args()
     if args.smoke:
         import tempfile
         import _common
         global ROWS, WORK
-        tmp = Path(tempfile.mkdtemp()); _common.RESULTS = tmp; ROWS, WORK = tmp / "rows.jsonl", tmp / "runs"
+        tmp = Path(os.environ.get("SMOKE_DIR") or tempfile.mkdtemp()); tmp.mkdir(parents=True, exist_ok=True); _common.RESULTS = tmp; ROWS, WORK = tmp / "rows.jsonl", tmp / "runs"
         SETTINGS[args.dataset].update(max_steps=100, min_steps=50, eval_every=50, snap_every=25, n_samples=200, dro_steps=10,
                                       classifier_epochs=1, convergence_tolerance=10.0)
     torch.set_num_threads(args.threads)
@@ -386,7 +435,7 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     b = Bench(args.dataset)
     for seed in args.seeds:
-        b.run_seed(seed)
+        b.run_seed(seed, reverse=args.reverse)
         report(machine(args.threads))
     print((results / "diffusion_pruning.md").read_text())
 
