@@ -90,6 +90,12 @@ class Processes:
         x = t.detach().to(self._device()).clone(); dist.all_reduce(x)
         return x.to(t.device)
 
+    def gather_objects(self, obj) -> list:
+        "`obj` (any picklable object) of every process, in rank order."
+        if self.world_size == 1: return [obj]
+        out = [None] * self.world_size; dist.all_gather_object(out, obj)
+        return out
+
     def broadcast(self, obj):
         "The main process's `obj` (any picklable object), on every process."
         if self.world_size == 1: return obj
