@@ -77,3 +77,9 @@ def test_resume_two_processes(runs):
         assert W.compare(one["ddpm"], {**r, "losses": torch.cat([one["ddpm"]["losses"][:2], r["losses"]])}) == []
     assert two["resume"][0]["log_steps"] == [1, 2, 3, 4]     # the main process logs each step once
     assert "log_steps" not in two["resume"][1]
+
+
+def test_bench_checks_agree(runs):
+    "bench/scaleout.py's same_results_as_single_process comes from check_all: it must agree with the tests above."
+    one, two = runs
+    assert W.check_all(one, two) == {c: [] for c in W.CASES}
