@@ -255,7 +255,12 @@ class DDPMTrainer(Trainer):
                              f"{data.num_classes} classes: get_config(..., num_classes={data.num_classes})")
         if steps is not None and epochs is not None:
             raise ValueError(f"steps={steps!r} and epochs={epochs!r}: pass one of them")
+        if steps is not None and kw.get("dynamic") is not None:
+            raise ValueError(f"steps={steps!r} with dynamic={kw['dynamic']!r}: dynamic pruning runs whole epochs and saves steps "
+                             f"within them; pass epochs= (e.g. the full-data run's epochs) instead of steps=")
         if steps is None and epochs is None: steps = cfg.train_steps
+        if steps is not None and kw.get("dynamic") is not None:    # the config's budget, as whole epochs
+            epochs, steps = math.ceil(steps / math.ceil((len(selection) if selection is not None else len(data)) / kw.get("batch_size", cfg.batch_size))), None
         if steps is not None:
             steps = check_count(steps, "steps", what="the number of optimisation steps")
             bs = kw.get("batch_size", cfg.batch_size)

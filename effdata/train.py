@@ -20,12 +20,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .core import Run, check_count, check_number, get_device, load_checkpoint, seed_everything
-from .data import Batch, ImageDataset, Loader, Selection, shard_rows
+from .data import Batch, ImageDataset, Loader, Selection, epoch_generator, shard_rows
 from .models import check_classifier
 
 # %% auto #0
-__all__ = ['MIXED_PRECISION', 'OPTIMIZERS', 'SCHEDULES', 'DeferredInterrupt', 'launched', 'Processes', 'NonFiniteLossError',
-           'make_optimizer', 'make_schedule', 'Trainer', 'ClassifierTrainer']
+__all__ = ['MIXED_PRECISION', 'OPTIMIZERS', 'SCHEDULES', 'DYNAMIC', 'DeferredInterrupt', 'launched', 'Processes',
+           'NonFiniteLossError', 'make_optimizer', 'make_schedule', 'Trainer', 'InfoBatch', 'ClassifierTrainer']
 
 # %% ../nbs/03_train.ipynb #9b7ab6c5
 class DeferredInterrupt:
@@ -194,7 +194,7 @@ class Trainer:
     def __init__(self, model: nn.Module, data: ImageDataset, *, epochs: int = 1, batch_size: int = 128,
                  optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4,
                  schedule: str = "cosine", warmup_steps: int = 0, grad_clip: float | None = None,
-                 selection: Selection | None = None, sampler: str = "shuffle", augment: bool = True,
+                 selection: Selection | None = None, sampler: str = "shuffle", dynamic=None, augment: bool = True,
                  seed: int = 0, device=None, run=None, resume: bool = False, ckpt_every: int | None = None,
                  log_every: int = 10, progress: bool = True, mixed_precision: str | None = None, accelerator=None,
                  **extra_config):
@@ -223,14 +223,19 @@ class Trainer:
         self.loader = Loader(self.data, batch_size, sampler=sampler, seed=seed, device=self.device,
                              transform="dataset" if augment else None, rank=self.processes.rank,
                              world_size=self.processes.world_size)
+        self.dynamic = _as_dynamic(dynamic, len(self.data), epochs, seed, sampler)
         self.epoch_steps = list(self.epoch_lengths())
+        if self.dynamic is not None and any(n != len(self.loader) for n in self.epoch_steps):
+            raise ValueError(f"dynamic={dynamic!r} with a trainer that already changes its data between epochs (e.g. "
+                             f"ATTrainer's subset=): use one of the two")
         self.total_steps = sum(self.epoch_steps)
         self.ckpt_every = ckpt_every   # None: at the end of every epoch
         self.config = dict(trainer=type(self).__name__, model=type(model).__name__, dataset=data.name, split=data.split,
                            n_data=len(data), num_classes=data.num_classes, n_train=len(self.data), epochs=epochs, batch_size=batch_size,
                            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                            warmup_steps=warmup_steps, grad_clip=grad_clip, sampler=sampler, augment=augment, seed=seed,
-                           selection=None if selection is None else selection.info, **extra_config)
+                           selection=None if selection is None else selection.info,
+                           dynamic=None if self.dynamic is None else repr(self.dynamic), **extra_config)
         if self.mixed_precision != "no": self.config["mixed_precision"] = self.mixed_precision
         seed_everything(seed)
         for m in self.modules().values(): m.to(self.device)
@@ -252,6 +257,7 @@ class Trainer:
                 info = load_checkpoint(folder/"checkpoints"/f"step-{step:09d}", self.modules(), **opt)
             if info is not None:
                 self.step = info["step"]; self._load_scaler(info["extra"]); self.load_extra_state(info["extra"])
+                if self.dynamic is not None: self.dynamic.load_state(info["extra"]["dynamic"]); self._sync_dynamic()
 
     # --- what subclasses define -------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
@@ -285,6 +291,8 @@ class Trainer:
         acc, P = self.accelerator, self.processes
         with acc.autocast() if acc is not None else contextlib.nullcontext():
             losses, logs = self.loss(batch)
+        if self.dynamic is not None:   # several processes: every one records the whole global batch
+            self.dynamic.observe(*((batch.idx, losses) if self.rows is None else (P.gather(batch.idx), P.gather(losses.detach()))))
         if self.rows is None: loss = total = (batch.w * losses).mean()
         else:   # this process's share of the global batch mean: the shares' gradients sum to the one-process gradient
             loss = (batch.w * losses).sum() / self.rows[2]
@@ -298,7 +306,7 @@ class Trainer:
             if acc is not None: acc.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             else: torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
-        if not getattr(self.optimizer, "step_was_skipped", False): self.scheduler.step()   # fp16: a skipped step
+        if not getattr(self.optimizer, "step_was_skipped", False): self._schedule_step()   # fp16: a skipped step
         P.broadcast_tensors(self.model.buffers())   # e.g. BatchNorm statistics: the main process's, as DDP does
         self.after_step()
         if self.rows is not None: logs = self._mean_logs(logs)
@@ -311,6 +319,31 @@ class Trainer:
         lo, hi, n = self.rows
         s = self.processes.sum(torch.tensor([float(logs[k]) for k in num], dtype=torch.float64) * (hi - lo) / n)
         return {**logs, **dict(zip(num, s.tolist()))}
+
+    def _schedule_step(self):
+        "Advance the LR schedule; under dynamic pruning it follows the full-data step count (epoch progress)."
+        if self.dynamic is not None:
+            epoch, b = self.position(self.step)
+            full = len(self.loader)
+            self.scheduler.last_epoch = epoch * full + math.ceil((b + 1) * full / self.epoch_steps[epoch]) - 1
+        self.scheduler.step()
+
+    # --- dynamic pruning (see `InfoBatch` below) -------------------------------------------------
+    def _sync_dynamic(self):
+        "Epoch lengths, and the step total, once dynamic pruning has fixed those of the epochs begun so far."
+        self.epoch_steps = [self.dynamic.lengths.get(e, n) for e, n in enumerate(self.epoch_lengths())]
+        self.total_steps = sum(self.epoch_steps)
+    def _plan_epoch(self, epoch: int):
+        self.dynamic.plan(epoch, self.loader.bs); self._sync_dynamic(); self._dyn_loader = None
+    def _loader_of(self, epoch: int) -> Loader:
+        if self.dynamic is None: return self.epoch_loader(epoch)
+        if getattr(self, "_dyn_loader", None) is None:
+            kept, scale = self.dynamic.kept, self.dynamic.scale
+            base = self.data.weights[kept] if self.data.weights is not None else torch.ones(len(kept))
+            L = self.loader
+            self._dyn_loader = Loader(self.data.subset(kept, weights=base * scale), L.bs, seed=self.seed,
+                                      device=self.device, transform=L.transform, rank=L.rank, world_size=L.world_size)
+        return self._dyn_loader
 
     def _non_finite(self, loss):
         epoch, b = self.position(self.step)
@@ -333,6 +366,7 @@ class Trainer:
         if self.run is not None:
             scaler = getattr(self.accelerator, "scaler", None)
             if scaler is not None: extra = {**extra, "_scaler": scaler.state_dict()}
+            if self.dynamic is not None: extra = {**extra, "dynamic": self.dynamic.state()}
             self.run.save(self.step, self.modules(), optimizer=self.optimizer, scheduler=self.scheduler, extra=extra)
 
     def _load_scaler(self, extra: dict):
@@ -350,9 +384,12 @@ class Trainer:
         with DeferredInterrupt() as intr:
             while self.step < stop:
                 epoch, start = self.position(self.step)
-                if start == 0: self.on_epoch_start(epoch)
+                if start == 0:
+                    if self.dynamic is not None:
+                        self._plan_epoch(epoch); stop = min(self.total_steps, max_steps or self.total_steps); bar.total = stop
+                    self.on_epoch_start(epoch)
                 end = self.step - start + self.epoch_steps[epoch]
-                loader = self.epoch_loader(epoch)
+                loader = self._loader_of(epoch)
                 for b, batch in enumerate(loader.epoch(epoch, start), start):
                     self.rows = loader.rows(b)
                     logs = self.training_step(batch); self.step += 1
@@ -362,6 +399,7 @@ class Trainer:
                                      seconds=time.perf_counter() - t0, **logs)
                     if self.step == end:
                         ev = self.on_epoch_end(epoch)
+                        if self.dynamic is not None: ev = {**ev, "kept": len(self.dynamic.kept)}
                         if ev and self.run is not None: self.run.log(step=self.step, epoch=epoch, **ev)
                         bar.set_postfix(loss=f"{logs['loss']:.4f}", **{k: f"{v:.4g}" for k, v in ev.items()})
                     if P.world_size > 1: intr.requested = bool(P.sum(torch.tensor([int(intr.requested)])).item())
@@ -375,6 +413,60 @@ class Trainer:
         bar.close()
         self.rows = None
         return self
+
+# %% ../nbs/03_train.ipynb #f86ddc72
+class InfoBatch:
+    "Dynamic pruning by loss (InfoBatch): each epoch drop a random `prune` share of below-mean-loss samples, rescale the rest."
+    name = "infobatch"
+    def __init__(self, prune: float = 0.5, anneal: float = 0.875):
+        self.prune = check_number(prune, "prune", high=1.0, high_ok=False, example="prune=0.5 (the share of well-learned samples left out)")
+        self.anneal = check_number(anneal, "anneal", low_ok=False, high=1.0,
+                                   example="anneal=0.875 (prune during the first 87.5 % of the epochs)")
+        self.scores = self.kept = self.scale = None
+        self.lengths: dict[int, int] = {}
+    def __repr__(self): return f"InfoBatch(prune={self.prune:g}, anneal={self.anneal:g})"
+
+    def bind(self, n: int, epochs: int, seed: int) -> "InfoBatch":
+        "A fresh copy with state for `n` samples and `epochs` epochs (the object a trainer holds)."
+        b = InfoBatch(self.prune, self.anneal)
+        b.n, b.epochs, b.seed = n, epochs, seed
+        b.scores = torch.full((n,), float("nan"), dtype=torch.float64)
+        return b
+    def prunes(self, epoch: int) -> bool: return epoch < self.anneal * self.epochs
+    def plan(self, epoch: int, batch_size: int):
+        "Fix the kept samples of `epoch` (`self.kept`, positions in the data) and their loss scale (`self.scale`)."
+        seen = torch.isfinite(self.scores)
+        if self.prunes(epoch) and self.prune > 0 and seen.any():
+            well = seen & (self.scores < self.scores[seen].mean())
+            drop = well & (torch.rand(self.n, generator=epoch_generator(self.seed, epoch, salt=4242)) < self.prune)
+            self.kept = (~drop).nonzero().squeeze(1)
+            self.scale = torch.where(well[self.kept], 1.0 / (1.0 - self.prune), 1.0).float()
+        else:
+            self.kept, self.scale = torch.arange(self.n), torch.ones(self.n)
+        self.lengths[epoch] = -(-len(self.kept) // batch_size)
+    def observe(self, idx: torch.Tensor, losses: torch.Tensor):
+        "Record the latest per-sample losses of a batch (`idx`: positions in this epoch's kept set)."
+        self.scores[self.kept[idx.cpu()]] = losses.detach().double().cpu()
+    def state(self) -> dict:
+        return {"scores": self.scores.clone(), "kept": self.kept, "scale": self.scale, "lengths": dict(self.lengths)}
+    def load_state(self, s: dict):
+        self.scores, self.kept, self.scale = s["scores"].clone(), s["kept"], s["scale"]
+        self.lengths = {int(k): int(v) for k, v in s["lengths"].items()}
+
+DYNAMIC = {"infobatch": InfoBatch}
+
+def _as_dynamic(dynamic, n: int, epochs: int, seed: int, sampler) -> InfoBatch | None:
+    if dynamic is None: return None
+    if isinstance(dynamic, str):
+        if dynamic.lower() not in DYNAMIC:
+            raise ValueError(f"dynamic={dynamic!r}: use {', '.join(map(repr, DYNAMIC))}, an InfoBatch(...), or None")
+        dynamic = DYNAMIC[dynamic.lower()]()
+    if not isinstance(dynamic, InfoBatch):
+        raise TypeError(f"dynamic is a {type(dynamic).__name__}: pass 'infobatch', InfoBatch(prune=0.5), or None")
+    if sampler != "shuffle":
+        raise ValueError(f"dynamic={dynamic!r} with sampler={sampler!r}: dynamic pruning draws each epoch's kept samples "
+                         f"in shuffled order; use sampler='shuffle' (weights still scale the loss)")
+    return dynamic.bind(n, epochs, seed)
 
 # %% ../nbs/03_train.ipynb #16861ef8
 class ClassifierTrainer(Trainer):
