@@ -73,8 +73,9 @@ def main(argv=None):
     notes = (f"{speed}. Samples per second of the timed steps (after one warm-up step), per configuration `processes x threads`; "
              f"CPU seconds summed over processes. {os.cpu_count()} cores, shared with other work (load average "
              f"{os.getloadavg()[0]:.1f} at the end), so wall-clock numbers move from run to run. These models are tiny: "
-             f"per step, the gradient all-reduce and the process start-up weigh as much as the compute, so 2 processes "
-             f"on 2 cores show what the machinery costs, not what 2 GPUs give. same_results_as_single_process: "
+             f"per step, the gradient all-reduce and the waiting for the slower process weigh as much as the compute, so 2 processes "
+             f"on 2 busy cores show what the machinery costs, not what 2 GPUs give; two OpenMP threads in one process fare "
+             f"far worse on a loaded machine (they spin-wait for each other). same_results_as_single_process: "
              f"{same} (the checks of tests/test_scaleout.py on a fresh 2-process run: losses and weights within 1e-4, "
              f"the same GRAD-MATCH/GLISTER selections, DRO class weights, features and resume).")
     print(write("scaleout", result, "Scale-out: 1 vs 2 processes on the CPU", rows, notes))
