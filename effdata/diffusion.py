@@ -170,12 +170,17 @@ def _as_noise_scheduler(s):
                         f"a DiffusionConfig or a preset name")
     return s
 
-def draw_noise(x0: torch.Tensor, scheduler, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "A timestep (uniform in [0, T)) and standard Gaussian noise for each image in `x0`, on `x0`'s device."
+def draw_noise(x0: torch.Tensor, scheduler, generator: torch.Generator | None = None,
+               rows: tuple[int, int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A timestep (uniform in [0, T)) and standard Gaussian noise for each image in `x0`, on `x0`'s device. With
+    `rows=(start, stop, n)` (a process's share of a global batch, `Trainer.rows`) both are drawn for all n images
+    and rows start:stop kept, so that every image gets the draw it gets in one process."""
     T = _as_noise_scheduler(scheduler).config.num_train_timesteps
     gdev = generator.device if generator is not None else x0.device
-    t = torch.randint(0, T, (len(x0),), generator=generator, device=gdev)
-    noise = torch.randn(x0.shape, generator=generator, device=gdev, dtype=x0.dtype)
+    n = len(x0) if rows is None else rows[2]
+    t = torch.randint(0, T, (n,), generator=generator, device=gdev)
+    noise = torch.randn((n, *x0.shape[1:]), generator=generator, device=gdev, dtype=x0.dtype)
+    if rows is not None: t, noise = t[rows[0]:rows[1]], noise[rows[0]:rows[1]]
     return t.to(x0.device), noise.to(x0.device)
 
 def _check_images(x0: torch.Tensor, unet, name="x0"):
@@ -294,7 +299,7 @@ class DDPMTrainer(Trainer):
     def modules(self): return {"model": self.model, "ema": self.ema}
 
     def loss(self, batch: Batch):
-        t, noise = draw_noise(batch.x, self.noise_scheduler, step_generator(self.seed, self.step))
+        t, noise = draw_noise(batch.x, self.noise_scheduler, step_generator(self.seed, self.step), rows=self.rows)
         labels = batch.y if self.diffusion_config.num_classes is not None else None
         return denoising_loss(self.model, self.noise_scheduler, batch.x, t, noise, labels=labels), {}
 
