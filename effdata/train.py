@@ -334,7 +334,7 @@ class Trainer:
         self.epoch_steps = [self.dynamic.lengths.get(e, n) for e, n in enumerate(self.epoch_lengths())]
         self.total_steps = sum(self.epoch_steps)
     def _plan_epoch(self, epoch: int):
-        self.dynamic.plan(epoch, self.loader.bs); self._sync_dynamic(); self._dyn_loader = None
+        self.dynamic.plan(epoch, self.loader.bs, self.processes.world_size); self._sync_dynamic(); self._dyn_loader = None
     def _loader_of(self, epoch: int) -> Loader:
         if self.dynamic is None: return self.epoch_loader(epoch)
         if getattr(self, "_dyn_loader", None) is None:
@@ -433,12 +433,18 @@ class InfoBatch:
         b.scores = torch.full((n,), float("nan"), dtype=torch.float64)
         return b
     def prunes(self, epoch: int) -> bool: return epoch < self.anneal * self.epochs
-    def plan(self, epoch: int, batch_size: int):
-        "Fix the kept samples of `epoch` (`self.kept`, positions in the data) and their loss scale (`self.scale`)."
+    def plan(self, epoch: int, batch_size: int, processes: int = 1):
+        """Fix the kept samples of `epoch` (`self.kept`, positions in the data) and their loss scale (`self.scale`); with
+        several `processes`, a few dropped samples come back so that the last batch has a row for every process."""
         seen = torch.isfinite(self.scores)
         if self.prunes(epoch) and self.prune > 0 and seen.any():
             well = seen & (self.scores < self.scores[seen].mean())
-            drop = well & (torch.rand(self.n, generator=epoch_generator(self.seed, epoch, salt=4242)) < self.prune)
+            u = torch.rand(self.n, generator=epoch_generator(self.seed, epoch, salt=4242))
+            drop = well & (u < self.prune)
+            short = processes - (int((~drop).sum()) % batch_size or processes)
+            if short > 0:                # keep back the `short` dropped samples with the largest draws
+                back = torch.where(drop, u, -1.0).topk(short).indices
+                drop[back] = False
             self.kept = (~drop).nonzero().squeeze(1)
             self.scale = torch.where(well[self.kept], 1.0 / (1.0 - self.prune), 1.0).float()
         else:
