@@ -374,6 +374,7 @@ def summarise(rows: list[dict], args_machine: dict) -> dict:
                                       fd_ratio_vs_full=ratio(dyn["fd"][0], fd_full))
         blk["feature_classifier_test_acc"] = next((r.get("feature_classifier_test_acc") for r in R if r.get("feature_classifier_test_acc")), None)
         out["datasets"][ds] = blk
+    out["rows"] = rows         # one per (dataset, method, p, seed), with its FD curve
     mn = out["datasets"].get("mnist")
     out["speedup_at_matched_fd"] = mn["speedup_same_epochs"] if mn else None
     out["note"] = NOTE
@@ -429,6 +430,8 @@ def main():
         SETTINGS[args.dataset].update(max_steps=100, min_steps=50, eval_every=50, snap_every=25, n_samples=200, dro_steps=10,
                                       classifier_epochs=1, convergence_tolerance=10.0)
     torch.set_num_threads(args.threads)
+    # everything imported now: a long run must not pick up code changed on disk half-way (lazy imports would)
+    import effdata.diffusion, effdata.features, effdata.metrics, effdata.reweighting, effdata.selection, effdata.train  # noqa
     if args.report:
         report(); print((RESULTS / "diffusion_pruning.md").read_text()); return
     results = __import__("_common").RESULTS
