@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, write  # noqa: E402
 
 SETTINGS = {
-    "digits": dict(config="digits_small", batch_size=64, eval_every=250, snap_every=50, min_steps=1500, max_steps=6000, n_samples=1000,
+    "digits": dict(config="digits_small", batch_size=64, eval_every=250, snap_every=50, min_steps=1500, max_steps=20000, n_samples=1000,
                    sample_steps=25, fractions=[0.1, 0.2, 0.3, 0.5], p_surrogate=0.3, dro_steps=200, dro_step_size=1.0,
                    dro_smoothing=1e-3, match_tolerance=0.10, convergence_tolerance=0.02, infobatch_prune=0.5,
                    infobatch_anneal=0.875, classifier_epochs=30),
@@ -212,30 +212,41 @@ class Bench:
         if r is None: raise RuntimeError("the full run of seed 0 fixes S: run seed 0 first")
         return r["steps"]
 
-    def run_seed(self, seed, reverse=False):
+    def run_seed(self, seed, reverse=False) -> bool:
+        """Run what is left of `seed` that no other process holds; True when all of it is done."""
         from effdata.reweighting import reweight
         from effdata.selection import coreset, random_scores, select
         S, train = self.S, self.train
         self.refresh()
-        # 1. full data: to convergence (seed 0), or to seed 0's S
+        blocked = False
+        # 1. full data, every seed to its own convergence (EMA snapshots every snap_every steps)
         key = (self.name, "full", 1.0, seed)
         if key not in self.done:
-            if seed: self.wait_for((self.name, "full", 1.0, 0), "the full run of seed 0 (it fixes S)")
             with self.claim(f"full_s{seed}") as mine:
-                if mine and key not in self.done:
-                    if seed == 0: tr, curve, clock = self.train_curve(f"full_s{seed}", seed, until_converged=True)
-                    else: tr, curve, clock = self.train_curve(f"full_s{seed}", seed, steps=self.full_steps(), until_converged=False)
-                    S_here = curve[-1]["step"]
-                    stopped = ({str(s): min(curve, key=lambda c: abs(c["step"] - s)) for s in self.grid(S_here)} if seed
-                               else self.score_snapshots(f"full_s{seed}", seed, self.grid(S_here)))
-                    self.put(self.row("full", 1.0, seed, curve, clock, converged=self.converged(curve), stopped_at=stopped,
-                                      feature_classifier_test_acc=self.clf_acc,
-                                      epochs=S_here / math.ceil(len(train) / S["batch_size"])))
-            full = self.wait_for(key, f"the full run of seed {seed}")
+                if not mine: return False
+                tr, curve, clock = self.train_curve(f"full_s{seed}", seed, until_converged=True)
+                self.put(self.row("full", 1.0, seed, curve, clock, converged=self.converged(curve),
+                                  feature_classifier_test_acc=self.clf_acc,
+                                  epochs=curve[-1]["step"] / math.ceil(len(train) / S["batch_size"])))
         full = self.done[key]
+        if (self.name, "full", 1.0, 0) not in self.done: return False        # seed 0's S sets every budget
         S_full = self.full_steps()
         ref = WORK / self.name / f"full_s{seed}"
         epochs_full = math.ceil(S_full / math.ceil(len(train) / S["batch_size"]))
+        # 2. the full data stopped at p*S (equal cost to kept p): this seed's EMA snapshot there
+        for p in S["fractions"]:
+            if (self.name, "full-stopped", p, seed) in self.done: continue
+            with self.claim(f"full-stopped_p{p}_s{seed}") as mine:
+                if not mine: blocked = True; continue
+                step = max(1, int(round(p * S_full)))
+                sc = self.score_snapshots(f"full_s{seed}", seed, [step])[str(step)]
+                at = min(full["curve"], key=lambda c: abs(c["step"] - step))
+                cpu = full["cpu_train"] * sc["snapshot_step"] / full["steps"]   # the full run's CPU, pro rata
+                self.put(dict(method="full-stopped", fraction=p, seed=seed, steps=sc["snapshot_step"], fd=sc["fd"],
+                              precision=sc["precision"], recall=sc["recall"], class_tv=sc["class_tv"], cpu_train=cpu,
+                              wall_train=full["wall_train"] * sc["snapshot_step"] / full["steps"], cpu_select=0.0,
+                              wall_select=0.0, cpu_proxy=0.0, wall_proxy=0.0, cost_note="pro rata of the full run",
+                              nearest_curve_point=at, curve=[]))
         jobs = []
         for p in S["fractions"]:
             plan = [("random", "pixels", None), ("gaussian", "pixels", None), ("gaussian+dro", "pixels", "full")]
@@ -250,10 +261,10 @@ class Bench:
             self.refresh()
             if (self.name, method, p, seed) in self.done: continue
             tag = f"{method}_p{p}_s{seed}".replace("+", "_").replace("(", "").replace(")", "").replace(" ", "_")
-            if dro == "coreset":
-                self.wait_for((self.name, "gaussian", p, seed), f"gaussian p={p} seed {seed} (the DRO reference)")
+            if dro == "coreset" and (self.name, "gaussian", p, seed) not in self.done:
+                blocked = True; continue          # its reference, the gaussian coreset DM, is not trained yet
             with self.claim(tag) as mine:
-                if not mine: continue
+                if not mine: blocked = True; continue
                 if method == "dynamic":        # InfoBatch-style dynamic pruning for the full run's epochs
                     from effdata.train import InfoBatch
                     tr, curve, clock = self.train_curve(tag, seed, epochs=epochs_full,
@@ -291,6 +302,7 @@ class Bench:
                 self.put(self.row(method, p, seed, curve, clock, surrogate=surrogate, dro_reference=dro, n_train=len(sel),
                                   cpu_select=sel_clock.cpu, wall_select=sel_clock.wall, cpu_proxy=proxy_clock.cpu,
                                   wall_proxy=proxy_clock.wall, **extra))
+        return not blocked
 
     def surrogate_classifier(self, seed):
         "A second surrogate: a SmallCNN trained here on the train split (seed 100+seed), its penultimate features."
@@ -321,12 +333,10 @@ def summarise(rows: list[dict], args_machine: dict) -> dict:
         S = SETTINGS[ds]
         full = [r for r in R if r["method"] == "full"]
         if not full: continue
-        S_full = next(r["steps"] for r in full if r["seed"] == 0)
+        seed0 = next((r for r in full if r["seed"] == 0), full[0])
+        S_full = seed0["steps"]
         fd_full, fd_full_std = mean_std([r["fd"] for r in full])
         cpu_full = mean_std([r["cpu_train"] for r in full])[0]
-
-        def fd_full_at(step):   # the full run stopped at `step` (scored there: a curve point or an EMA snapshot)
-            return mean_std([r["stopped_at"][str(int(round(step)))]["fd"] for r in full])
 
         groups = {}
         for r in R:
@@ -339,21 +349,17 @@ def summarise(rows: list[dict], args_machine: dict) -> dict:
                                    precision=mean_std([r["precision"] for r in g]), recall=mean_std([r["recall"] for r in g]),
                                    class_tv=mean_std([r["class_tv"] for r in g]), cpu_cost=mean_std(cost),
                                    cpu_cost_with_reference=mean_std(cost_ref), wall_train=mean_std([r["wall_train"] for r in g]))
-        for p in S["fractions"]:
-            fd, sd = fd_full_at(round(p * S_full))
-            agg[f"full-stopped@{p}"] = dict(method="full-stopped", fraction=p, n_seeds=len(full), steps=int(round(p * S_full)),
-                                           fd=(fd, sd), cpu_cost=(cpu_full * p, None))
 
         def fd(m, p): a = agg.get(f"{m}@{p}"); return a["fd"][0] if a else None
         ratio = lambda a, b: None if a is None or b is None else a / b
         coreset_methods = ["gaussian", "gaussian+dro"]
         blk = dict(S_full=S_full, epochs_full=full[0]["epochs"], fd_full=fd_full, fd_full_std=fd_full_std, cpu_full=cpu_full,
-                   converged_at=S_full, full_converged=[r.get("converged") for r in full],
+                   converged_at=S_full if seed0.get("converged") else None, full_converged=[r.get("converged") for r in full],
                    fd_full_curve=[{"step": c["step"], **{k: mean_std([min(r["curve"], key=lambda x: abs(x["step"] - c["step"]))[k]
                                                                           for r in full])[0] for k in ("fd", "cpu")}}
                                   for c in full[0]["curve"]],
                    fd_ratio_vs_random={m: {str(p): ratio(fd(m, p), fd("random", p)) for p in S["fractions"]} for m in coreset_methods},
-                   fd_ratio_vs_full_same_steps={m: {str(p): ratio(fd(m, p), agg[f"full-stopped@{p}"]["fd"][0]) for p in S["fractions"]}
+                   fd_ratio_vs_full_same_steps={m: {str(p): ratio(fd(m, p), fd("full-stopped", p)) for p in S["fractions"]}
                                                 for m in coreset_methods + ["random"]},
                    fd_ratio_vs_dynamic={m: {str(p): ratio(fd(m, p), fd("dynamic", 1.0)) for p in S["fractions"]} for m in coreset_methods},
                    dro_fd_ratio={str(p): ratio(fd("gaussian+dro", p), fd("gaussian", p)) for p in S["fractions"]},
@@ -384,13 +390,23 @@ def summarise(rows: list[dict], args_machine: dict) -> dict:
 NOTE = ("Converged protocol (issue 12). speedup_same_epochs = CPU seconds of the converged full run over the CPU seconds of "
         "the cheapest coreset row (selection + DRO proxy + training at the same epochs) whose mean FD is within 10 % of the "
         "converged full FD; the reference DM is not counted there (cpu_cost_with_reference counts it). full-stopped@p is "
-        "the full run's FD at p*S steps, read from its curve (equal cost). Top-level speedup_at_matched_fd is MNIST's figure "
+        "each seed's full run scored from its EMA snapshot at p*S steps (equal cost; its CPU cost pro rata). Top-level speedup_at_matched_fd is MNIST's figure "
         "and is null until the MNIST block has been run.")
 
 
 def report(m=None):
     rows = [json.loads(l) for l in ROWS.read_text().splitlines() if l.strip()] if ROWS.exists() else []
     res = summarise(rows, m or machine(1))
+    # runs still going (or stopped part-way): their measured FD curves so far, so a partial result shows where it stands
+    done_tags = {(r["dataset"], r["method"], r["seed"]) for r in rows if r["method"] in ("full", "dynamic")}
+    res["in_progress"] = {}
+    for side in sorted(WORK.glob("*/*/curve.json")) if WORK.exists() else []:
+        ds, tag = side.parent.parent.name, side.parent.name
+        method, seed = tag.split("_")[0], int(tag.rsplit("_s", 1)[1])
+        if (ds, method, seed) in done_tags or not tag.startswith(("full_", "dynamic_")): continue
+        st = json.loads(side.read_text())
+        if st["curve"]: res["in_progress"][f"{ds}/{tag}"] = {"dataset": ds, "method": method, "seed": seed, "curve": st["curve"],
+                                                             "cpu": st["cpu"], "max_steps": SETTINGS[ds]["max_steps"]}
     table = []
     for ds, blk in res["datasets"].items():
         for key, a in sorted(blk["rows"].items(), key=lambda kv: (kv[1]["fraction"], kv[1]["method"])):
@@ -399,6 +415,14 @@ def report(m=None):
                           "FD": f(a["fd"]), "precision": f(a.get("precision")), "recall": f(a.get("recall")),
                           "class TV": f(a.get("class_tv")), "CPU s (all costs)": f(a["cpu_cost"])})
     notes = []
+    for name, run in res["in_progress"].items():
+        c = run["curve"]; q = min(c, key=lambda x: abs(x["step"] - 0.75 * c[-1]["step"]))
+        notes.append(f"**In progress: {name}** (not converged yet, so no comparison rests on it): FD {c[-1]['fd']:.3f} at step "
+                     f"{c[-1]['step']} after {c[-1]['cpu']:.0f} CPU s; it moved {100 * (c[-1]['fd'] - q['fd']) / q['fd']:+.1f} % "
+                     f"over the last quarter (the convergence rule asks for less than 2 %).")
+        table.append({"dataset": run["dataset"], "method": f"{run['method']} (in progress)", "p": 1.0, "seeds": 1,
+                      "steps": c[-1]["step"], "FD": f"{c[-1]['fd']:.3f}", "precision": f"{c[-1]['precision']:.3f}",
+                      "recall": f"{c[-1]['recall']:.3f}", "class TV": f"{c[-1]['class_tv']:.3f}", "CPU s (all costs)": f"{c[-1]['cpu']:.0f}"})
     for ds, blk in res["datasets"].items():
         b = blk["speedup_best"]
         notes.append(f"**{ds}**: full data converged at {blk['S_full']} steps (FD moved < 2 % over the last quarter: "
@@ -437,9 +461,14 @@ def main():
     results = __import__("_common").RESULTS
     WORK.mkdir(parents=True, exist_ok=True)
     b = Bench(args.dataset)
-    for seed in args.seeds:
-        b.run_seed(seed, reverse=args.reverse)
-        report(machine(args.threads))
+    pending = list(args.seeds)
+    while pending:
+        n0 = len(b.done)
+        for seed in list(pending):
+            if b.run_seed(seed, reverse=args.reverse): pending.remove(seed)
+            if len(b.done) > n0: report(machine(args.threads))
+        if pending and len(b.done) == n0:
+            print(f"[{b.name}] seeds {pending}: the rest is held by another process; waiting", flush=True); time.sleep(60)
     print((results / "diffusion_pruning.md").read_text())
 
 
