@@ -364,22 +364,24 @@ def convert(model: nn.Module, kept: float = 0.5, *, seed: int = 0, weight_init: 
 
 # %% ../nbs/30_mpt.ipynb #be9e7659
 VARIANTS = {
-    "baseline": dict(mode="layer", schedule="none", mask_method="sort", refresh_every=1, stop_tol=None),
-    "improved": dict(mode="global", schedule="cubic", mask_method="kthvalue", refresh_every=4, stop_tol=0.002),
+    "baseline": dict(mode="layer", schedule="none", mask_method="sort", refresh_every=1, stop_tol=None, channels_last=False),
+    "improved": dict(mode="global", schedule="cubic", mask_method="kthvalue", refresh_every=4, stop_tol=0.002, channels_last=True),
 }
 
 class MPTTrainer(ClassifierTrainer):
     """Train a biprop network's scores (see above). `kept` is the target total kept fraction (default:
-    the model's); `mode`, `schedule`, `refresh_every`, `mask_method` and `stop_tol` default to `VARIANTS[variant]`."""
+    the model's); `mode`, `schedule`, `refresh_every`, `mask_method`, `stop_tol` and `channels_last` (conv inputs in
+    NHWC layout, oneDNN's fast path on CPU) default to `VARIANTS[variant]`."""
     def __init__(self, model, data, *, kept: float | None = None, variant: str = "baseline", mode: str | None = None,
                  schedule: str | None = None, ramp: float = 0.5, start_kept: float = 0.5, refresh_every: int | None = None,
                  mask_method: str | None = None, normalize: bool = True, min_kept: float | None = None,
-                 stop_tol: float | None | str = "variant", **kw):
+                 stop_tol: float | None | str = "variant", channels_last: bool | None = None, **kw):
         if variant not in VARIANTS: raise ValueError(f"variant={variant!r}: use one of {', '.join(VARIANTS)}")
         layers = biprop_layers(model)
         if not layers: raise ValueError(f"{type(model).__name__} has no biprop layers: build one with effdata.mpt.build or convert()")
         p = dict(VARIANTS[variant])
-        for k, v in dict(mode=mode, schedule=schedule, refresh_every=refresh_every, mask_method=mask_method).items():
+        for k, v in dict(mode=mode, schedule=schedule, refresh_every=refresh_every, mask_method=mask_method,
+                         channels_last=channels_last).items():
             if v is not None: p[k] = v
         if stop_tol != "variant": p["stop_tol"] = stop_tol
         if p["stop_tol"] is not None and not (isinstance(p["stop_tol"], (int, float)) and 0 <= p["stop_tol"] < 1):
@@ -395,12 +397,15 @@ class MPTTrainer(ClassifierTrainer):
         if not isinstance(p["refresh_every"], int) or p["refresh_every"] < 1:
             raise ValueError(f"refresh_every={p['refresh_every']!r}: pass a positive integer (1 = every step)")
         self.kept_target, self.ramp, self.start_kept, self.normalize, self.min_kept = kept, ramp, start_kept, normalize, min_kept
+        if not isinstance(p["channels_last"], bool): raise ValueError(f"channels_last={p['channels_last']!r}: pass True or False")
         self.mode, self.schedule, self.refresh_every, self.stop_tol = p["mode"], p["schedule"], p["refresh_every"], p["stop_tol"]
+        self.channels_last = p["channels_last"]
         for l in layers.values(): l.mask_method = p["mask_method"]
         self.stopped, self.mask_changes, self._snapshot = False, [], None
         super().__init__(model, data, kept=kept, variant=variant, mode=self.mode, kept_schedule=self.schedule, ramp=ramp,
                          start_kept=start_kept, refresh_every=self.refresh_every, mask_method=p["mask_method"],
-                         normalize=normalize, min_kept=min_kept, stop_tol=self.stop_tol, **kw)
+                         normalize=normalize, min_kept=min_kept, stop_tol=self.stop_tol,
+                         channels_last=self.channels_last, **kw)
         self.layers = biprop_layers(self.model)
         if self.step == 0: self.allocate(0)
 
@@ -418,6 +423,7 @@ class MPTTrainer(ClassifierTrainer):
         refresh = self.step % self.refresh_every == 0
         if refresh and (self.mode == "global" or self.schedule != "none"): self.allocate(self.step)
         for l in self.layers.values(): l.hold_mask = not refresh
+        if self.channels_last and batch.x.ndim == 4: batch = batch._replace(x=batch.x.contiguous(memory_format=torch.channels_last))
         return super().loss(batch)
 
     def _masks(self) -> list[torch.Tensor]:
