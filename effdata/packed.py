@@ -68,7 +68,7 @@ def _xnor_conv(act, wb, mb, mcnt, stride, pad, thr, alpha, to_bits, O):
     """Fused binary conv: act (N, H, W, Cw) bits, weights/mask (KH, KW, Cw, O) bits, mcnt (KH, KW, O) kept counts,
     dot = Σ kept − 2 · popcount((a XOR w) AND m) over the window (zero padding skips a position). to_bits: bit o set
     where dot >= thr[o] (α, BatchNorm and sign folded into one integer per channel), packed (N, OH, OW, ceil(O/64));
-    else α · dot as float32 (N, OH, OW, O). Rows (n, oh) run in parallel; two output columns per pass share each
+    else α · dot as float32 (N, OH, OW, O). Rows (n, oh) run in parallel; four output columns per pass share each
     weight/mask load; the loop over output channels vectorises."""
     N, H, W, Cw = act.shape
     KH, KW = wb.shape[0], wb.shape[1]
@@ -77,34 +77,38 @@ def _xnor_conv(act, wb, mb, mcnt, stride, pad, thr, alpha, to_bits, O):
     real = np.zeros((0, 0, 0, 0) if to_bits else (N, OH, OW, O), np.float32)
     for r in prange(N * OH):
         n, oh = r // OH, r % OH
-        acc = np.zeros((2, O), np.int32)
-        for ow0 in range(0, OW, 2):
-            npx = min(2, OW - ow0)
+        acc = np.zeros((4, O), np.int32)
+        for ow0 in range(0, OW, 4):
+            npx = min(4, OW - ow0)
             acc[:] = 0
             for i in range(KH):
                 ih = oh * stride - pad + i
                 if ih < 0 or ih >= H: continue
                 for j in range(KW):
                     iw0 = ow0 * stride - pad + j
-                    iw1 = iw0 + stride
-                    v0 = iw0 >= 0 and iw0 < W                       # zero padding: skip the position
-                    v1 = npx == 2 and iw1 >= 0 and iw1 < W
-                    if v0:
-                        for o in range(O): acc[0, o] += mcnt[i, j, o]
-                    if v1:
-                        for o in range(O): acc[1, o] += mcnt[i, j, o]
-                    if v0 and v1:
+                    nvalid = 0                                      # zero padding: skip the position
+                    for p in range(npx):
+                        iw = iw0 + p * stride
+                        if iw >= 0 and iw < W:
+                            nvalid += 1
+                            for o in range(O): acc[p, o] += mcnt[i, j, o]
+                    if nvalid == 4:
+                        iw1, iw2, iw3 = iw0 + stride, iw0 + 2 * stride, iw0 + 3 * stride
                         for c in range(Cw):
-                            a0, a1 = act[n, ih, iw0, c], act[n, ih, iw1, c]
+                            a0, a1, a2, a3 = act[n, ih, iw0, c], act[n, ih, iw1, c], act[n, ih, iw2, c], act[n, ih, iw3, c]
                             for o in range(O):
                                 w, m = wb[i, j, c, o], mb[i, j, c, o]
                                 acc[0, o] -= np.int32(2 * _popcount((a0 ^ w) & m))
                                 acc[1, o] -= np.int32(2 * _popcount((a1 ^ w) & m))
-                    elif v0 or v1:
-                        p, iw = (0, iw0) if v0 else (1, iw1)
-                        for c in range(Cw):
-                            a = act[n, ih, iw, c]
-                            for o in range(O): acc[p, o] -= np.int32(2 * _popcount((a ^ wb[i, j, c, o]) & mb[i, j, c, o]))
+                                acc[2, o] -= np.int32(2 * _popcount((a2 ^ w) & m))
+                                acc[3, o] -= np.int32(2 * _popcount((a3 ^ w) & m))
+                    else:
+                        for p in range(npx):
+                            iw = iw0 + p * stride
+                            if iw < 0 or iw >= W: continue
+                            for c in range(Cw):
+                                a = act[n, ih, iw, c]
+                                for o in range(O): acc[p, o] -= np.int32(2 * _popcount((a ^ wb[i, j, c, o]) & mb[i, j, c, o]))
             for p in range(npx):
                 if to_bits:                                          # branch-free compare and pack
                     for o in range(O): bits[n, oh, ow0 + p, o >> 6] |= np.uint64(acc[p, o] >= thr[o]) << np.uint64(o & 63)
