@@ -285,6 +285,19 @@ def cifar_sweep(res):
     for var in ("baseline", "improved"):
         band = [t["mean"] for t in table if t["variant"] == var and 0.1 - 1e-9 <= t["kept"] <= 0.8 + 1e-9]
         if len(band) >= 2: res[f"accuracy_spread_0.1_0.8_cifar10_{var}"] = 100 * (max(band) - min(band))
+    # training speed at equal budget: the same (kept, seed) runs of both variants, CPU seconds per epoch and accuracy
+    pairs = {}
+    for r in main_rows:
+        if r["variant"] in ("baseline", "improved"): pairs.setdefault((r["kept"], r["seed"]), {})[r["variant"]] = r
+    pairs = [v for v in pairs.values() if len(v) == 2]
+    if pairs:
+        cps = {v: float(np.median([c for p in pairs for c in p[v]["train_cpu_seconds_per_epoch"]])) for v in ("baseline", "improved")}
+        res["training_conv4_sweep"] = {
+            "model": res["sweep_settings"]["cifar10"]["model"], "pairs": len(pairs), "cpu_seconds_per_epoch": cps,
+            "speedup_per_epoch": cps["baseline"] / cps["improved"],
+            "cpu_seconds_per_run": {v: float(np.mean([p[v]["train_cpu_seconds"] for p in pairs])) for v in ("baseline", "improved")},
+            "accuracy_mean": {v: float(np.mean([p[v]["accuracy"] for p in pairs])) for v in ("baseline", "improved")},
+            "accuracy_difference_pts": [100 * (p["improved"]["accuracy"] - p["baseline"]["accuracy"]) for p in pairs]}
     flat = [r for r in rows if r["epochs"] > min(x["epochs"] for x in rows)]
     if flat:
         res["sweep_cifar10_longer_budget"] = [
@@ -328,6 +341,16 @@ def table_rows(res) -> list[dict]:
         rows.append({"what": f"sweep cifar10 conv4 kept {r['kept']:g}: {r['variant']}, seed {r['seed']}, {r['epochs']} epochs",
                      "value": f"{100 * r['accuracy']:.1f} %", "note": f"same seed at {st.get('epochs')} epochs: "
                      + (f"{100 * r['same_seed_short_budget']:.1f} %" if r["same_seed_short_budget"] is not None else "not run")})
+    tc = res.get("training_conv4_sweep")
+    if tc:
+        d = tc["accuracy_difference_pts"]
+        rows.append({"what": f"training {tc['model']} in the CIFAR-10 sweep ({tc['pairs']} runs of each variant, same budget)",
+                     "value": f"{tc['speedup_per_epoch']:.2f}x per epoch",
+                     "note": f"CPU s/epoch baseline {tc['cpu_seconds_per_epoch']['baseline']:.2f}, improved "
+                             f"{tc['cpu_seconds_per_epoch']['improved']:.2f}; CPU s per run {tc['cpu_seconds_per_run']['baseline']:.0f} vs "
+                             f"{tc['cpu_seconds_per_run']['improved']:.0f}; test accuracy {100 * tc['accuracy_mean']['baseline']:.1f} vs "
+                             f"{100 * tc['accuracy_mean']['improved']:.1f} % (improved - baseline per run: mean {np.mean(d):+.1f}, "
+                             f"min {min(d):+.1f}, max {max(d):+.1f} pts)"})
     for r in res.get("ablation_cifar10_kept_0.05", []):
         rows.append({"what": f"ablation cifar10 conv4 kept 0.05 (3 epochs, earlier run): {r['setting']}", "value": f"{100 * r['accuracy']:.1f} %",
                      "note": "layer kept " + ", ".join(f"{k.replace('body.', '')}: {v:.3f}" for k, v in r["layer_kept"].items())})
