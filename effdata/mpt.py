@@ -452,7 +452,7 @@ class MPTTrainer(ClassifierTrainer):
         show, self.progress = self.progress, False           # one bar for the whole run (the epochs run one by one)
         bar = tqdm(total=stop, initial=self.step, desc=type(self).__name__, disable=not show, leave=False)
         try:
-            while self.step < stop and not self.stopped:
+            while self.step < min(stop, self.total_steps) and not self.stopped:   # dynamic pruning shortens the run
                 s0 = self.step
                 super().fit(max_steps=min(stop, (self.step // n + 1) * n))
                 bar.update(self.step - s0)

@@ -434,14 +434,16 @@ class InfoBatch:
         return b
     def prunes(self, epoch: int) -> bool: return epoch < self.anneal * self.epochs
     def plan(self, epoch: int, batch_size: int, processes: int = 1):
-        """Fix the kept samples of `epoch` (`self.kept`, positions in the data) and their loss scale (`self.scale`); with
-        several `processes`, a few dropped samples come back so that the last batch has a row for every process."""
+        """Fix the kept samples of `epoch` (`self.kept`, positions in the data) and their loss scale (`self.scale`). A few
+        dropped samples come back when the last batch would be too small: under 2 rows (BatchNorm cannot train on
+        one) or, with several `processes`, under one row for each."""
         seen = torch.isfinite(self.scores)
         if self.prunes(epoch) and self.prune > 0 and seen.any():
             well = seen & (self.scores < self.scores[seen].mean())
             u = torch.rand(self.n, generator=epoch_generator(self.seed, epoch, salt=4242))
             drop = well & (u < self.prune)
-            short = processes - (int((~drop).sum()) % batch_size or processes)
+            least = max(2, processes)
+            short = least - (int((~drop).sum()) % batch_size or least)
             if short > 0:                # keep back the `short` dropped samples with the largest draws
                 back = torch.where(drop, u, -1.0).topk(short).indices
                 drop[back] = False
