@@ -253,7 +253,8 @@ def main():
     st = Setup(work)
     (work / "clf_acc.json").write_text(json.dumps([st.clf_acc, st.fd_real])); Setup_acc[:] = [st.clf_acc, st.fd_real]
     print(f"feature net test accuracy {st.clf_acc:.4f}", flush=True)
-    S_ = None
+    S_ = (done("full", seed=0) or {}).get("steps")        # seed 0's full run fixes S for every other seed
+    if S_ is None and args.seeds[0] != 0: sys.exit("run seed 0 first: its full run decides the step count S")
     for seed in args.seeds:
         r = full_run(st, seed, work, S_)
         S_ = S_ or r["steps"]

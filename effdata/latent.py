@@ -464,13 +464,17 @@ class LatentSamplesExplorer:
             with f.batch_update(): f.data[0].z = self.strip(next(k for k, g in self.figs.items() if g is f), self.cls.value)
     def figure(self):
         "Every class (rows) for every run (panels), as one static figure."
+        import base64, io
         import plotly.graph_objects as go
+        from PIL import Image
         from plotly.subplots import make_subplots
         fig = make_subplots(rows=1, cols=len(self.samples), subplot_titles=list(self.samples), horizontal_spacing=0.03)
         for j, k in enumerate(self.samples):
             rows = [np.pad(self.strip(k, c), ((0, 2 * self.scale), (0, 0), (0, 0)), constant_values=255)
                     for c in range(len(self.classes))]
-            fig.add_trace(go.Image(z=np.concatenate(rows), name=k), row=1, col=j + 1)
+            buf = io.BytesIO(); Image.fromarray(np.concatenate(rows)).save(buf, format="PNG")    # a PNG, not pixel JSON
+            fig.add_trace(go.Image(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), name=k),
+                          row=1, col=j + 1)
         for j, a in enumerate(fig.layout.annotations): a.font.color = self.colours[j]
         fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
         fig.update_layout(height=90 + 12 * self.scale * len(self.classes), width=380 * len(self.samples),
