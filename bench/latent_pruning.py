@@ -197,7 +197,25 @@ def summarise():
             a = agg[(p, m)]
             table.append({"method": m, "p": p, "steps": rs[0]["steps"], "seeds": a["n"], "FD mean": a["fd"], "FD std": a["fd_std"],
                           "FD / full(S)": a["fd"] / fd_full, "full FD at same steps": full_at(rs[0]["steps"]),
-                          "CPU s (train+sel+DRO)": cost, "speed-up vs full": a["speedup"]})
+                          "CPU s (train+sel+DRO)": cost, "full cost / row cost": a["speedup"]})
+    # the full runs' mean FD curve at the step counts every seed evaluated, against their mean CPU seconds
+    pts = fd_points(S_)
+    curve = [(float(np.mean([next(c["cpu"] for c in r["curve"] if c["step"] == st) for r in full])), full_at(st), st) for st in pts]
+    def full_cost_to(fd):
+        "CPU seconds the full run needs to reach `fd` (linear between evaluations; None if it never gets there by S)."
+        prev = None
+        for cpu, f, st in curve:
+            if f <= fd:
+                if prev is None: return cpu
+                c0, f0, _ = prev
+                return c0 + (cpu - c0) * (f0 - fd) / max(f0 - f, 1e-12)
+            prev = (cpu, f, st)
+        return None
+    for (p, m), a in agg.items():
+        c = full_cost_to(a["fd"])
+        a["speedup_vs_full_curve"] = None if c is None else c / a["cost"]
+    for row in table:
+        row["speed-up vs full curve at same FD"] = agg[(row["p"], row["method"])]["speedup_vs_full_curve"]
     def best(m):
         hits = [(agg[(p, m)]["speedup"], p) for p in S["fractions"] if (p, m) in agg
                 and agg[(p, m)]["fd"] <= fd_full * (1 + S["match_tolerance"])]
@@ -217,6 +235,8 @@ def summarise():
                fd_ratio_vs_full_same_steps={m: {str(p): agg[(p, m)]["fd"] / full_at(round(p * S_)) for p in S["fractions"]
                                                 if (p, m) in agg} for m in ("random", "gaussian", "gaussian+dro")},
                dro_fd_ratio=ratio("gaussian+dro", "gaussian"),
+               speedup_vs_full_curve={m: {str(p): agg[(p, m)]["speedup_vs_full_curve"] for p in S["fractions"] if (p, m) in agg}
+                                      for m in ("random", "gaussian", "gaussian+dro")},
                goal="coreset + DRO within 10 % of the converged full FD at >= 3x less training, over 3 seeds",
                goal_met=bool(sp is not None and sp >= 3 and len(seeds_done) >= 3),
                rows=R)
@@ -227,6 +247,8 @@ def summarise():
              f"over the last quarter {'<' if full[0]['converged'] else '>='} {S['converge_tol']:.0%}), mean FD {fd_full:.3f} over seeds "
              f"{seeds_done}, {cpu_full:.0f} s CPU ({wall_full:.0f} s wall) each. Speed-up at matched FD (mean FD <= 1.10 x full), "
              f"coreset + DRO: {r2(sp)} (p={bp}); coreset alone: {r2(sp_g)} (p={bp_g}); random: {r2(sp_r)} (p={bp_r}). "
+             f"'speed-up vs full curve at same FD': the full run's CPU seconds to reach the row's mean FD (read from the full "
+             f"runs' mean FD curve) over the row's cost; empty where the full run never got that low by S. "
              f"Goal (>= 3x at matched FD, 3 seeds): {'met' if res['goal_met'] else 'NOT met'}. {vae_txt} "
              f"FD features: {S['classifier']}, test accuracy {'%.1f %%' % (100 * Setup_acc[0]) if Setup_acc else 'n/a'}; FD of the real test images to the train "
              f"images {'%.3f' % Setup_acc[1] if Setup_acc else 'n/a'} (a floor). "
