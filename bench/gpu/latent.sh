@@ -8,6 +8,8 @@
 #   EFFDATA_DATA=/path/to/data bash bench/gpu/latent.sh            # on a GPU machine
 #   QUICK=1 bash bench/gpu/latent.sh                                 # a few steps (the CPU fallback check)
 #
+# Sized (not measured: no GPU was lent to the session that wrote it) at about 21,000 optimisation steps of a
+# 4.6 M-parameter DiT plus 2,000 of a 3.8 M-parameter VAE, batch 256; lower STEPS if a run approaches 10 minutes.
 # Without a GPU it still runs (on the CPU), writes bench/results/latent_gpu_cpu_fallback.json and labels it so:
 # a CPU result is never filed as a GPU one. Settings: VAE_STEPS, STEPS, FRACTIONS, SAMPLES, SEED (environment).
 set -euo pipefail
@@ -31,8 +33,8 @@ quick = os.environ.get("QUICK") == "1"
 gpu = torch.cuda.is_available()
 dev = "cuda" if gpu else "cpu"
 env = lambda k, d: type(d)(os.environ.get(k, d))
-S = dict(preset="cifar10_dit", vae_steps=env("VAE_STEPS", 6 if quick else 3000), steps=env("STEPS", 6 if quick else 8000),
-         fractions=[float(f) for f in os.environ.get("FRACTIONS", "0.3" if quick else "0.2 0.3 0.5").split()],
+S = dict(preset="cifar10_dit", vae_steps=env("VAE_STEPS", 6 if quick else 2000), steps=env("STEPS", 6 if quick else 5000),
+         fractions=[float(f) for f in os.environ.get("FRACTIONS", "0.3" if quick else "0.3 0.5").split()],
          samples=env("SAMPLES", 20 if quick else 5000), sample_steps=5 if quick else 50, dro_steps=4 if quick else 1000,
          seed=env("SEED", 0), device=dev, quick=quick)
 if quick: S["sample_steps"] = 3
