@@ -19,7 +19,7 @@ from .core import check_count, check_fraction, check_number, read_json, read_met
 from .data import Batch, ImageDataset, Loader, Selection
 from .selection import _quota, el2n_scores
 from .models import check_classifier
-from .train import Trainer
+from .train import Processes, Trainer
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'OUTLIER', 'ROBUST', 'BOUNDARY', 'STRATEGIES', 'Objective', 'PGDAT', 'FastAT', 'TRADES', 'MART',
@@ -153,14 +153,18 @@ def logit_grads(objective: Objective, z_clean, z_adv, y) -> tuple[torch.Tensor |
 def _outer(gz, h): return (gz[:, :, None] * torch.cat([h, torch.ones_like(h[:, :1])], 1)[:, None, :]).flatten(1)
 
 def last_layer_grads(objective: Objective, model: nn.Module, data: ImageDataset, *, attack: Attack | None = None,
-                     batch_size: int = 256, seed: int | None = None) -> dict:
+                     batch_size: int = 256, seed: int | None = None, processes: Processes | None = None) -> dict:
     """Per-example last-layer gradients of the adversarial loss over `data` (examples made by `attack`, by
     default the objective's cheap attack; `seed` fixes its random starts). Returns `grads` (N, K*(d+1)), the
-    layer inputs of both views (to re-evaluate the loss at other last-layer weights), `loss` and `labels`."""
+    layer inputs of both views (to re-evaluate the loss at other last-layer weights), `loss` and `labels`.
+    With `processes` (several), each process computes a contiguous block of the batches and every process gets
+    all of them, in order: the same numbers as one process."""
     device = next(model.parameters()).device
     attack = attack or objective.cheap_attack()
     out = {k: [] for k in ("grads", "h_clean", "h_adv", "loss", "labels")}
-    for i, b in enumerate(Loader(data, batch_size, sampler="sequential", transform=None, device=device)):
+    loader = Loader(data, batch_size, sampler="sequential", transform=None, device=device)
+    mine = range(len(loader))[processes.rows(len(loader))] if processes is not None else range(len(loader))
+    for i, b in zip(mine, loader.epoch(0, mine.start) if len(mine) else ()):
         if seed is not None: attack.seed = seed * 100_003 + i
         xa = attack(model, b.x, b.y)
         ha, za = layer_inputs(model, xa)
@@ -169,6 +173,8 @@ def last_layer_grads(objective: Objective, model: nn.Module, data: ImageDataset,
         g = _outer(ga, ha) + (_outer(gc, hc) if gc is not None else 0)
         for k, v in (("grads", g), ("h_clean", hc), ("h_adv", ha), ("loss", loss), ("labels", b.y)):
             if v is not None: out[k].append(v.double().cpu() if k != "labels" else v.cpu())
+    if processes is not None and processes.world_size > 1:   # each process's block of batches, joined in rank order
+        out = {k: [t for part in processes.gather_objects(v) for t in part] for k, v in out.items()}
     return {k: torch.cat(v) if v else None for k, v in out.items()}
 
 # %% ../nbs/21_at.ipynb #bd395cff
@@ -211,7 +217,7 @@ def _rng(trainer, round): return np.random.default_rng([trainer.seed, 7919, roun
 def _grads(trainer, data, round) -> dict:
     "Last-layer gradients over `data` for a selection round, with seeded attack starts (reproducible selections)."
     return last_layer_grads(trainer.objective, trainer.model, data, batch_size=trainer.select_batch_size,
-                            seed=trainer.seed * 1009 + round)
+                            seed=trainer.seed * 1009 + round, processes=trainer.processes)
 
 def _budget(labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
     counts = np.bincount(labels, minlength=num_classes)
@@ -438,7 +444,7 @@ class ATTrainer(Trainer):
     def _make_loader(self, sel: Selection):
         L = self.loader
         return Loader(self.pool.subset(sel.indices, weights=torch.as_tensor(sel.weights, dtype=torch.float32)), L.bs,
-                      seed=self.seed, device=self.device, transform=L.transform)
+                      seed=self.seed, device=self.device, transform=L.transform, rank=L.rank, world_size=L.world_size)
     @property
     def batch_size(self): return self.loader.bs
 
@@ -447,6 +453,7 @@ class ATTrainer(Trainer):
         rnd = (epoch - self.warm) // self.every
         t0, c0 = time.perf_counter(), time.process_time()
         idx, w = self.strategy.select(self, self.k, rnd)
+        idx, w = self.processes.broadcast((idx, w))   # several processes: all train on the main process's pick
         idx, w = np.asarray(idx, dtype=np.int64), np.asarray(w, dtype=np.float64)
         if len(idx) != self.k or len(np.unique(idx)) != len(idx):
             raise RuntimeError(f"{self.strategy!r} returned {len(idx)} indices ({len(np.unique(idx))} distinct) for k={self.k}")
@@ -466,7 +473,9 @@ class ATTrainer(Trainer):
         if self.bullettrain is not None:
             x_adv, g = self.bullettrain.perturb(self.objective, self.model, x, y, attack=self.attack)
             logs = {f"share_{n}": (g == i).float().mean().item() for i, n in enumerate(("outlier", "robust", "boundary"))}
-        else: x_adv = self.attack(self.model, x, y)
+        else:
+            self.attack.rows = self.rows   # several processes: random starts drawn for the global batch, then sliced
+            x_adv = self.attack(self.model, x, y)
         losses, z_adv = self.objective(self.model, x, x_adv, y)
         return losses, {"adv_acc": (z_adv.argmax(1) == y).float().mean().item(), **logs}
 

@@ -77,8 +77,10 @@ def _check_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
 
 class Attack:
     """Base class: subclasses implement `perturb(model, x, y)`; call the attack as `attack(model, x, y)`.
-    `seed` fixes the random start (otherwise torch's global generator is used)."""
-    norm = "linf"
+    `seed` fixes the random start (otherwise torch's global generator is used). `rows=(start, stop, n)`
+    (a process's share of a global batch, set by `ATTrainer`) draws the random start for all n images and keeps
+    rows start:stop, so that each image starts where it starts in one process."""
+    norm, rows = "linf", None
     def __init__(self, eps: float, *, seed: int | None = None, norm: str | None = None):
         self.eps, self.seed = check_budget(eps, norm or self.norm), seed
 
@@ -97,13 +99,18 @@ class Attack:
 
     def _rand(self, like: torch.Tensor) -> torch.Tensor:
         "Uniform [0, 1) noise shaped like `like`, from the attack's own generator when seeded."
-        return torch.rand(like.shape, generator=self._gen, device=like.device, dtype=like.dtype)
+        return self._draw(torch.rand, like)
 
     def _randn(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(like.shape, generator=self._gen, device=like.device, dtype=like.dtype)
+        return self._draw(torch.randn, like)
+
+    def _draw(self, fn, like):
+        r = self.rows
+        if r is None or len(like) != r[1] - r[0]: return fn(like.shape, generator=self._gen, device=like.device, dtype=like.dtype)
+        return fn((r[2], *like.shape[1:]), generator=self._gen, device=like.device, dtype=like.dtype)[r[0]:r[1]]
 
     def __repr__(self):
-        skip = {"_gen"}
+        skip = {"_gen", "rows"}
         args = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}"
                          for k, v in vars(self).items() if k not in skip)
         return f"{type(self).__name__}({args})"

@@ -24,8 +24,8 @@ from .core import atomic_write, check_count, check_fraction, read_json
 # %% auto #0
 __all__ = ['DATASETS', 'data_root', 'DatasetNotFoundError', 'DatasetError', 'read_cifar_pickle', 'read_idx', 'ImageDataset',
            'DatasetInfo', 'load_dataset', 'load_folder', 'provenance', 'SelectionFileError', 'Selection',
-           'epoch_generator', 'ShuffleSampler', 'WeightedSampler', 'ClassBalancedSampler', 'train_transform', 'Batch',
-           'Loader']
+           'epoch_generator', 'ShuffleSampler', 'WeightedSampler', 'ClassBalancedSampler', 'shard_rows',
+           'ShardedSampler', 'train_transform', 'Batch', 'Loader']
 
 # %% ../nbs/01_data.ipynb #4f52066b
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -519,6 +519,42 @@ class ClassBalancedSampler(WeightedSampler):
         counts = torch.bincount(t).double()
         super().__init__((1.0 / counts[t]).numpy(), num_samples or len(t), seed)
 
+# %% ../nbs/01_data.ipynb #5198d887
+def shard_rows(n: int, rank: int, world_size: int) -> slice:
+    "The contiguous rows of a batch of `n` that process `rank` of `world_size` takes (sizes differ by at most one)."
+    q, r = divmod(int(n), int(world_size))
+    lo = rank * q + min(rank, r)
+    return slice(lo, lo + q + (rank < r))
+
+def _check_rank(rank, world_size, batch_size):
+    world_size = check_count(world_size, "world_size", 1, "world_size=2 (the number of processes)")
+    if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or not 0 <= rank < world_size:
+        raise ValueError(f"rank={rank!r}: pass this process's index, an integer in 0..{world_size - 1} (world_size={world_size})")
+    if batch_size < world_size:
+        raise ValueError(f"batch_size={batch_size} is smaller than world_size={world_size}: every process needs at "
+                         f"least one sample of each global batch; pass batch_size >= {world_size}")
+    return int(rank), world_size
+
+class ShardedSampler(Sampler):
+    """Process `rank`'s rows of every global batch of `batch_size` positions drawn by `sampler` (a ShuffleSampler,
+    WeightedSampler or ClassBalancedSampler): a distributed sampler whose shards join into the single-process batches."""
+    def __init__(self, sampler: _EpochSampler, batch_size: int, rank: int, world_size: int):
+        if not isinstance(sampler, _EpochSampler):
+            raise TypeError(f"sampler is a {type(sampler).__name__}: pass an effdata sampler (ShuffleSampler, "
+                            f"WeightedSampler, ClassBalancedSampler)")
+        self.sampler, self.bs = sampler, check_count(batch_size, "batch_size")
+        self.rank, self.world_size = _check_rank(rank, world_size, self.bs)
+    def set_epoch(self, epoch: int): self.sampler.set_epoch(epoch)
+    def rows(self) -> list[slice]:
+        "This process's rows of each global batch of an epoch (the last global batch may be short)."
+        n = len(self.sampler)
+        return [shard_rows(min(self.bs, n - s), self.rank, self.world_size) for s in range(0, n, self.bs)]
+    def indices(self, epoch: int | None = None) -> torch.Tensor:
+        order = self.sampler.indices(epoch)
+        return torch.cat([order[s:s + self.bs][r] for s, r in zip(range(0, len(order), self.bs), self.rows())])
+    def __iter__(self) -> Iterator[int]: return iter(self.indices().tolist())
+    def __len__(self): return sum(r.stop - r.start for r in self.rows())
+
 # %% ../nbs/01_data.ipynb #dbeebb5e
 def train_transform(name: str):
     "The standard training augmentation for a dataset: crop with 4-pixel padding + flip for CIFAR, none otherwise."
@@ -535,9 +571,11 @@ class Batch(NamedTuple):
     idx: torch.Tensor
 
 class Loader:
-    "Deterministic, resumable batches of an `ImageDataset`."
+    """Deterministic, resumable batches of an `ImageDataset`; with `world_size` > 1, process `rank`'s rows of each
+    global batch of `batch_size` (see `ShardedSampler`)."""
     def __init__(self, dataset: ImageDataset, batch_size: int = 128, *, sampler: str | _EpochSampler = "shuffle",
-                 transform: Callable | None | str = "dataset", drop_last: bool = False, seed: int = 0, device=None):
+                 transform: Callable | None | str = "dataset", drop_last: bool = False, seed: int = 0, device=None,
+                 rank: int = 0, world_size: int = 1):
         if not isinstance(dataset, ImageDataset):
             raise TypeError(f"dataset is a {type(dataset).__name__}: Loader takes an effdata ImageDataset "
                             f"(wrap arrays with ImageDataset(images, targets, classes))")
@@ -556,6 +594,12 @@ class Loader:
                 sampler, self.loss_weights = WeightedSampler(dataset.weights, n, seed), None
             else: raise ValueError(f"sampler={sampler!r}: use 'shuffle', 'sequential', 'balanced' or 'weighted'")
         self.sampler, self.epoch_ = sampler, 0
+        self.rank, self.world_size = _check_rank(rank, world_size, batch_size)
+        tail = 0 if drop_last else len(sampler) % batch_size
+        if 0 < tail < self.world_size:
+            raise ValueError(f"the last batch of each epoch holds {tail} samples, fewer than the {self.world_size} processes "
+                             f"(world_size): pass drop_last=True or a batch_size that leaves at least {self.world_size} "
+                             f"(of {len(sampler)} samples per epoch)")
 
     def __len__(self):
         n = len(self.sampler)
@@ -564,16 +608,26 @@ class Loader:
     def set_epoch(self, epoch: int): self.epoch_ = epoch
     def __iter__(self): return self.epoch(self.epoch_)
 
+    def rows(self, b: int) -> tuple[int, int, int] | None:
+        "(start, stop, n): this process's rows of global batch `b` of n samples; None in a single process."
+        if self.world_size == 1: return None
+        n = min(self.bs, len(self.sampler) - b * self.bs)
+        r = shard_rows(n, self.rank, self.world_size)
+        return r.start, r.stop, n
+
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         "The batches of `epoch`, from batch number `start` on."
         order = self.sampler.indices(epoch)
         for b in range(start, len(self)):
             idx = order[b*self.bs:(b+1)*self.bs]
+            mine = shard_rows(len(idx), self.rank, self.world_size)
+            if self.transform is None: idx = idx[mine]
             x = self.ds.images[idx].float().div_(255)
-            if self.transform is not None:
+            if self.transform is not None:   # the whole global batch, so that each image gets its single-process draw
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(epoch_generator(self.seed, epoch, salt=1000 + b).initial_seed())
                     x = torch.stack([self.transform(xi) for xi in x])
+                idx, x = idx[mine], x[mine]
             w = self.loss_weights[idx] if self.loss_weights is not None else torch.ones(len(idx))
             batch = Batch(x, self.ds.targets[idx], w, idx)
             yield batch if self.device is None else Batch(*(t.to(self.device, non_blocking=True) for t in batch))

@@ -171,12 +171,17 @@ def _as_noise_scheduler(s):
                         f"a DiffusionConfig or a preset name")
     return s
 
-def draw_noise(x0: torch.Tensor, scheduler, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "A timestep (uniform in [0, T)) and standard Gaussian noise for each image in `x0`, on `x0`'s device."
+def draw_noise(x0: torch.Tensor, scheduler, generator: torch.Generator | None = None,
+               rows: tuple[int, int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A timestep (uniform in [0, T)) and standard Gaussian noise for each image in `x0`, on `x0`'s device. With
+    `rows=(start, stop, n)` (a process's share of a global batch, `Trainer.rows`) both are drawn for all n images
+    and rows start:stop kept, so that every image gets the draw it gets in one process."""
     T = _as_noise_scheduler(scheduler).config.num_train_timesteps
     gdev = generator.device if generator is not None else x0.device
-    t = torch.randint(0, T, (len(x0),), generator=generator, device=gdev)
-    noise = torch.randn(x0.shape, generator=generator, device=gdev, dtype=x0.dtype)
+    n = len(x0) if rows is None else rows[2]
+    t = torch.randint(0, T, (n,), generator=generator, device=gdev)
+    noise = torch.randn((n, *x0.shape[1:]), generator=generator, device=gdev, dtype=x0.dtype)
+    if rows is not None: t, noise = t[rows[0]:rows[1]], noise[rows[0]:rows[1]]
     return t.to(x0.device), noise.to(x0.device)
 
 def _check_images(x0: torch.Tensor, unet, name="x0"):
@@ -269,7 +274,12 @@ class DDPMTrainer(Trainer):
                              f"{data.num_classes} classes: get_config(..., num_classes={data.num_classes})")
         if steps is not None and epochs is not None:
             raise ValueError(f"steps={steps!r} and epochs={epochs!r}: pass one of them")
+        if steps is not None and kw.get("dynamic") is not None:
+            raise ValueError(f"steps={steps!r} with dynamic={kw['dynamic']!r}: dynamic pruning runs whole epochs and saves steps "
+                             f"within them; pass epochs= (e.g. the full-data run's epochs) instead of steps=")
         if steps is None and epochs is None: steps = cfg.train_steps
+        if steps is not None and kw.get("dynamic") is not None:    # the config's budget, as whole epochs
+            epochs, steps = math.ceil(steps / math.ceil((len(selection) if selection is not None else len(data)) / kw.get("batch_size", cfg.batch_size))), None
         if steps is not None:
             steps = check_count(steps, "steps", what="the number of optimisation steps")
             bs = kw.get("batch_size", cfg.batch_size)
@@ -319,13 +329,15 @@ class DDPMTrainer(Trainer):
         "The class labels the model sees (None if unconditional); `label_dropout` of them replaced by the null label K."
         if self.diffusion_config.num_classes is None: return None
         if not self.label_dropout: return batch.y
-        drop = torch.rand(len(batch.y), generator=generator) < self.label_dropout
+        n = len(batch.y) if self.rows is None else self.rows[2]       # several processes: this process's rows of the draw
+        drop = torch.rand(n, generator=generator) < self.label_dropout
+        if self.rows is not None: drop = drop[self.rows[0]:self.rows[1]]
         return torch.where(drop.to(batch.y.device), self.diffusion_config.num_classes, batch.y)
 
     def loss(self, batch: Batch):
         g = step_generator(self.seed, self.step)
         x0 = self.clean(batch)
-        t, noise = draw_noise(x0, self.noise_scheduler, g)
+        t, noise = draw_noise(x0, self.noise_scheduler, g, rows=self.rows)
         return denoising_loss(self.model, self.noise_scheduler, x0, t, noise, labels=self.labels(batch, g), model_range=True), {}
 
     def after_step(self):

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .core import atomic_write, get_device
 from .data import ImageDataset
 from .models import Normalize, check_input, pretrained
+from .train import Processes
 
 # %% auto #0
 __all__ = ['RandomProjection', 'FeatureHead', 'ResizeEncoder', 'encoder', 'encode', 'dataset_key', 'encoder_key', 'extract']
@@ -131,8 +132,10 @@ def _module_of(encoder) -> nn.Module | None:
 
 @torch.no_grad()
 def encode(images, encoder: nn.Module | Callable, *, batch_size: int = 256, device=None, name: str = "images",
-           progress: bool = False) -> torch.Tensor:
-    "`encoder` over `images` in batches (eval mode, no grad; tqdm bar if `progress`): `(N, D)` float32 features on the CPU."
+           progress: bool = False, processes: Processes | None = None) -> torch.Tensor:
+    """`encoder` over `images` in batches (eval mode, no grad; tqdm bar if `progress`): `(N, D)` float32 features on
+    the CPU. With `processes` (`Processes.current()` under a launcher), each process encodes a contiguous block of
+    the batches and every process returns all the features, in order."""
     if not callable(encoder):
         raise TypeError(f"encoder is a {type(encoder).__name__}: pass an nn.Module or a callable mapping images to "
                         f"vectors, e.g. pretrained('cifar10_cnn').features")
@@ -145,8 +148,9 @@ def encode(images, encoder: nn.Module | Callable, *, batch_size: int = 256, devi
     was = mod.training if mod is not None else None
     if mod is not None: mod.eval()
     try:
-        outs = []
-        for i in tqdm(range(0, n, batch_size), desc="features", disable=not progress, leave=False):
+        outs, starts = [], range(0, n, batch_size)
+        if processes is not None: starts = starts[processes.rows(len(starts))]
+        for i in tqdm(starts, desc="features", disable=not progress, leave=False):
             x = get(i, i + batch_size).to(dev)
             out = encoder(x)
             if not isinstance(out, torch.Tensor) or out.ndim < 2 or len(out) != len(x):
@@ -156,6 +160,8 @@ def encode(images, encoder: nn.Module | Callable, *, batch_size: int = 256, devi
             outs.append(out.flatten(1).float().cpu())
     finally:
         if mod is not None: mod.train(was)
+    if processes is not None and processes.world_size > 1:   # each process's block, joined in rank order
+        outs = [t for part in processes.gather_objects(outs) for t in part]
     return torch.cat(outs)
 
 # %% ../nbs/05_features.ipynb #b4cd8554
@@ -178,8 +184,9 @@ def encoder_key(enc: nn.Module) -> str:
 
 @torch.no_grad()
 def extract(enc: nn.Module, data: ImageDataset, *, batch_size: int = 256, device=None,
-            cache: str | os.PathLike | None = None, progress: bool = True) -> torch.Tensor:
-    "Features (N, D) float32 of `data` under `enc`, in dataset order; cached under `cache` if given."
+            cache: str | os.PathLike | None = None, progress: bool = True, processes: Processes | None = None) -> torch.Tensor:
+    """Features (N, D) float32 of `data` under `enc`, in dataset order; cached under `cache` if given. With
+    `processes`, the batches are shared out (see `encode`) and the main process writes the cache."""
     from safetensors.torch import load_file, save
     if not isinstance(enc, nn.Module): raise TypeError(f"enc is a {type(enc).__name__}: pass an nn.Module (see encoder())")
     path = None
@@ -189,10 +196,12 @@ def extract(enc: nn.Module, data: ImageDataset, *, batch_size: int = 256, device
     if not isinstance(data, ImageDataset):
         raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
     dev = get_device(device); check_input(enc.to(dev), data.shape, data.name, role="encoder")
-    feats = encode(data, enc, batch_size=batch_size, device=dev, name="data", progress=progress)
+    main = processes is None or processes.is_main
+    feats = encode(data, enc, batch_size=batch_size, device=dev, name="data", progress=progress and main, processes=processes)
     if not torch.isfinite(feats).all():
         raise ValueError(f"the encoder produced NaN or infinite features for {data!r}: check its weights and input range")
-    if path is not None:
+    if path is not None and main:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as f: f.write(save({"features": feats.contiguous()}))
+    if processes is not None: processes.wait()
     return feats

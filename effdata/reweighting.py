@@ -201,18 +201,22 @@ class DROTrainer(DDPMTrainer):
     def loss(self, batch: Batch):
         g = step_generator(self.seed, self.step)
         x0 = self.clean(batch)                                           # images in [-1, 1], or cached latents
-        t, noise = draw_noise(x0, self.noise_scheduler, g)
+        t, noise = draw_noise(x0, self.noise_scheduler, g, rows=self.rows)
         labels = self.labels(batch, g)
         losses = denoising_loss(self.model, self.noise_scheduler, x0, t, noise, labels=labels, model_range=True)
         with torch.no_grad(): ref = denoising_loss(self.reference, self.noise_scheduler, x0, t, noise, labels=labels, model_range=True)
-        y = batch.y.cpu()
-        self.alpha, self.lam, batch_lam = dro_step(self.alpha, self.lam, (losses.detach() - ref).cpu(), y,
+        exc, y = (losses.detach() - ref).cpu(), batch.y.cpu()
+        if self.rows is not None:    # several processes: the excess of the whole global batch, in one-process order
+            exc, y = self.processes.gather(exc), self.processes.gather(y)
+        self.alpha, self.lam, batch_lam = dro_step(self.alpha, self.lam, exc, y,
                                                    step_size=self.step_size, smoothing=self.smoothing,
                                                    excess_ema=self.excess_ema, active=self.active)
         self.alpha_sum += self.alpha; self.traj.append(self.alpha.float()); self.exc.append(batch_lam.float())
         a = self.alpha.to(losses.device, losses.dtype)[batch.y]
-        w = a / a.sum() * len(a)                                         # so that mean(w * l) = sum(a l) / sum(a)
-        return losses * w, {"max_weight": float(self.alpha.max()), "excess": float((losses.detach() - ref).mean())}
+        A = a if self.rows is None else self.alpha.to(losses.device, losses.dtype)[y.to(losses.device)]
+        w = a / A.sum() * len(A)                      # so that mean(w * l) over the global batch = sum(a l) / sum(a)
+        excess = float((losses.detach() - ref).mean()) if self.rows is None else float(exc.mean())
+        return losses * w, {"max_weight": float(self.alpha.max()), "excess": excess}
 
     def extra_state(self):
         return {"alpha": self.alpha, "lam": self.lam, "alpha_sum": self.alpha_sum,

@@ -5,6 +5,7 @@
 # %% ../nbs/03_train.ipynb #3549fe4a
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -13,17 +14,18 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .core import Run, check_count, check_number, get_device, seed_everything
-from .data import Batch, ImageDataset, Loader, Selection
+from .core import Run, check_count, check_number, get_device, load_checkpoint, seed_everything
+from .data import Batch, ImageDataset, Loader, Selection, epoch_generator, shard_rows
 from .models import check_classifier
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'DeferredInterrupt', 'NonFiniteLossError', 'make_optimizer', 'make_schedule', 'Trainer',
-           'ClassifierTrainer']
+__all__ = ['MIXED_PRECISION', 'OPTIMIZERS', 'SCHEDULES', 'DYNAMIC', 'DeferredInterrupt', 'launched', 'Processes',
+           'NonFiniteLossError', 'make_optimizer', 'make_schedule', 'Trainer', 'InfoBatch', 'ClassifierTrainer']
 
 # %% ../nbs/03_train.ipynb #9b7ab6c5
 class DeferredInterrupt:
@@ -39,6 +41,120 @@ class DeferredInterrupt:
         return self
     def __exit__(self, *exc):
         if self._old is not None: signal.signal(signal.SIGINT, self._old)
+
+# %% ../nbs/03_train.ipynb #aa862481
+MIXED_PRECISION = ("no", "fp16", "bf16")
+_WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+def launched() -> bool:
+    "Whether a launcher (`accelerate launch`, `torchrun`, MPI) started this process as one of several."
+    return any(int(os.environ.get(k) or 1) > 1 for k in _WORLD_VARS)
+
+class Processes:
+    """The processes of a run: this one's `rank` among `world_size`, the rows of a batch it takes, and the
+    collectives the trainers need, over the `torch.distributed` group that accelerate sets up. With one process
+    every collective returns its input."""
+    def __init__(self, rank: int = 0, world_size: int = 1): self.rank, self.world_size = rank, world_size
+
+    @classmethod
+    def current(cls, cpu: bool = False) -> "Processes":
+        "The running processes: the `torch.distributed` group (under a launcher, accelerate joins it first), else one."
+        if launched() and not (dist.is_available() and dist.is_initialized()):
+            from accelerate import PartialState
+            PartialState(cpu=cpu)             # joins the launcher's group: gloo on CPUs, nccl on GPUs
+        if dist.is_available() and dist.is_initialized(): return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    @property
+    def is_main(self) -> bool: return self.rank == 0
+    def __repr__(self): return f"Processes(rank={self.rank}, world_size={self.world_size})"
+    def rows(self, n: int) -> slice: return shard_rows(n, self.rank, self.world_size)
+
+    def _device(self):
+        return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        "The rows of `t` from every process, joined in rank order (processes may hold different numbers of rows)."
+        if self.world_size == 1: return t
+        dev, kind = self._device(), t.dtype
+        x = t.detach().to(dev, torch.uint8 if kind == torch.bool else kind).contiguous()
+        n = torch.tensor([len(x)], device=dev); ns = [torch.zeros_like(n) for _ in range(self.world_size)]
+        dist.all_gather(ns, n); ns = [int(v) for v in ns]
+        pad = x.new_zeros((max(ns), *x.shape[1:])); pad[:len(x)] = x
+        out = [torch.empty_like(pad) for _ in ns]; dist.all_gather(out, pad)
+        return torch.cat([o[:k] for o, k in zip(out, ns)]).to(t.device, kind)
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        "The sum of `t` over processes (a new tensor)."
+        if self.world_size == 1: return t
+        x = t.detach().to(self._device()).clone(); dist.all_reduce(x)
+        return x.to(t.device)
+
+    def gather_objects(self, obj) -> list:
+        "`obj` (any picklable object) of every process, in rank order."
+        if self.world_size == 1: return [obj]
+        out = [None] * self.world_size; dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast(self, obj):
+        "The main process's `obj` (any picklable object), on every process."
+        if self.world_size == 1: return obj
+        box = [obj]; dist.broadcast_object_list(box, src=0, device=self._device())
+        return box[0]
+
+    def broadcast_tensors(self, tensors):
+        "Overwrite `tensors` (in place) with the main process's values."
+        self._flat(list(tensors), lambda flat: dist.broadcast(flat, 0))
+
+    def sum_grads(self, params):
+        "Sum the gradients of `params` over processes, in place; a parameter that no process gave a gradient keeps none."
+        if self.world_size == 1: return
+        ps = [p for p in params if p.requires_grad]
+        has = self.sum(torch.tensor([p.grad is not None for p in ps], dtype=torch.int32)) > 0
+        for p, h in zip(ps, has.tolist()):
+            if h and p.grad is None: p.grad = torch.zeros_like(p)
+        self._flat([p.grad for p, h in zip(ps, has.tolist()) if h], dist.all_reduce)
+
+    def _flat(self, tensors, op):
+        "Run the collective `op` on one flat buffer per dtype of `tensors`, then copy the result back."
+        if self.world_size == 1 or not tensors: return
+        by = {}
+        for t in tensors: by.setdefault(t.dtype, []).append(t)
+        dev = self._device()
+        for group in by.values():
+            flat = torch.cat([t.detach().reshape(-1).to(dev) for t in group])
+            op(flat)
+            i = 0
+            for t in group:
+                t.data.copy_(flat[i:i + t.numel()].view_as(t)); i += t.numel()
+
+    def wait(self):
+        "Block until every process gets here."
+        if self.world_size > 1: dist.barrier()
+
+def _accelerator(accelerator, mixed_precision: str | None, device):
+    """The `accelerate.Accelerator` a trainer uses: `accelerator` if given, else one built when a launcher started
+    several processes or mixed precision is asked for, else None (one process, full precision: no accelerate at all)."""
+    if accelerator is not None:
+        from accelerate import Accelerator
+        if not isinstance(accelerator, Accelerator):
+            raise TypeError(f"accelerator is a {type(accelerator).__name__}: pass an accelerate.Accelerator (or None)")
+        if mixed_precision not in (None, accelerator.mixed_precision):
+            raise ValueError(f"mixed_precision={mixed_precision!r} but the accelerator given runs "
+                             f"{accelerator.mixed_precision!r}: pass Accelerator(mixed_precision={mixed_precision!r}), or drop one")
+        return accelerator
+    mp = "no" if mixed_precision is None else mixed_precision
+    if mp not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision={mixed_precision!r}: use {', '.join(map(repr, MIXED_PRECISION))}")
+    cpu = get_device(device).type == "cpu"
+    if mp == "fp16" and cpu:
+        raise ValueError("mixed_precision='fp16' needs a GPU but this trainer runs on the CPU: use 'no' (or 'bf16', "
+                         "which CPUs run, mostly without a speed-up)")
+    if mp == "no" and not launched(): return None
+    from accelerate import Accelerator
+    try: return Accelerator(cpu=cpu, mixed_precision=mp)
+    except ValueError as e:   # accelerate's state is set once per process
+        raise ValueError(f"mixed_precision={mp!r}: {e} (one process runs one precision; start another for the other)") from None
 
 # %% ../nbs/03_train.ipynb #8f2d8e42
 class NonFiniteLossError(FloatingPointError, ValueError):
@@ -78,9 +194,10 @@ class Trainer:
     def __init__(self, model: nn.Module, data: ImageDataset, *, epochs: int = 1, batch_size: int = 128,
                  optimizer: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4,
                  schedule: str = "cosine", warmup_steps: int = 0, grad_clip: float | None = None,
-                 selection: Selection | None = None, sampler: str = "shuffle", augment: bool = True,
+                 selection: Selection | None = None, sampler: str = "shuffle", dynamic=None, augment: bool = True,
                  seed: int = 0, device=None, run=None, resume: bool = False, ckpt_every: int | None = None,
-                 log_every: int = 10, progress: bool = True, **extra_config):
+                 log_every: int = 10, progress: bool = True, mixed_precision: str | None = None, accelerator=None,
+                 **extra_config):
         if not isinstance(data, ImageDataset):
             raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
         if not isinstance(model, nn.Module):
@@ -95,30 +212,52 @@ class Trainer:
         if len(data) == 0: raise ValueError(f"data {data!r} holds no samples: pass a dataset with images")
         self.full_data = data
         self.data = selection.apply(data) if selection is not None else data
-        self.device = get_device(device)
+        self.accelerator = _accelerator(accelerator, mixed_precision, device)
+        self.mixed_precision = self.accelerator.mixed_precision if self.accelerator is not None else "no"
+        self.processes = Processes.current()
+        self.device = self.accelerator.device if self.processes.world_size > 1 else get_device(device)
+        self.rows = None   # (start, stop, n): this process's rows of the global batch of n being trained on
         self.model = model.to(self.device)
         self.epochs, self.seed, self.grad_clip = epochs, seed, grad_clip
         self.log_every, self.progress = log_every, progress
         self.loader = Loader(self.data, batch_size, sampler=sampler, seed=seed, device=self.device,
-                             transform="dataset" if augment else None)
+                             transform="dataset" if augment else None, rank=self.processes.rank,
+                             world_size=self.processes.world_size)
+        self.dynamic = _as_dynamic(dynamic, len(self.data), epochs, seed, sampler)
         self.epoch_steps = list(self.epoch_lengths())
+        if self.dynamic is not None and any(n != len(self.loader) for n in self.epoch_steps):
+            raise ValueError(f"dynamic={dynamic!r} with a trainer that already changes its data between epochs (e.g. "
+                             f"ATTrainer's subset=): use one of the two")
         self.total_steps = sum(self.epoch_steps)
         self.ckpt_every = ckpt_every   # None: at the end of every epoch
         self.config = dict(trainer=type(self).__name__, model=type(model).__name__, dataset=data.name, split=data.split,
                            n_data=len(data), num_classes=data.num_classes, n_train=len(self.data), epochs=epochs, batch_size=batch_size,
                            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                            warmup_steps=warmup_steps, grad_clip=grad_clip, sampler=sampler, augment=augment, seed=seed,
-                           selection=None if selection is None else selection.info, **extra_config)
+                           selection=None if selection is None else selection.info,
+                           dynamic=None if self.dynamic is None else repr(self.dynamic), **extra_config)
+        if self.mixed_precision != "no": self.config["mixed_precision"] = self.mixed_precision
         seed_everything(seed)
+        for m in self.modules().values(): m.to(self.device)
         self.optimizer = make_optimizer(self.model.parameters(), optimizer, lr, momentum, weight_decay)
         self.scheduler = make_schedule(self.optimizer, schedule, self.total_steps, warmup_steps)
+        if self.accelerator is not None:   # its optimizer wrapper applies the fp16 gradient scaler
+            self.optimizer = self.accelerator.prepare_optimizer(self.optimizer, device_placement=False)
         self.step, self.history = 0, []
-        self.run = run if isinstance(run, Run) or run is None else Run(run, self.config, resume=resume)
-        if resume and self.run is None: raise ValueError("resume=True needs run= (the run folder to continue)")
+        if resume and run is None: raise ValueError("resume=True needs run= (the run folder to continue)")
+        main = self.processes.is_main          # only the main process writes the run folder
+        self.run = (run if isinstance(run, Run) or run is None else Run(run, self.config, resume=resume)) if main else None
+        self.processes.wait()
         if resume:
-            info = self.run.restore(self.modules(), optimizer=self.optimizer, scheduler=self.scheduler)
+            opt = dict(optimizer=self.optimizer, scheduler=self.scheduler)
+            info = self.run.restore(self.modules(), **opt) if main else None
+            step = self.processes.broadcast(None if info is None else info["step"])
+            if step is not None and not main:   # the checkpoint the main process chose (and checked)
+                folder = run.dir if isinstance(run, Run) else Path(run)
+                info = load_checkpoint(folder/"checkpoints"/f"step-{step:09d}", self.modules(), **opt)
             if info is not None:
-                self.step = info["step"]; self.load_extra_state(info["extra"])
+                self.step = info["step"]; self._load_scaler(info["extra"]); self.load_extra_state(info["extra"])
+                if self.dynamic is not None: self.dynamic.load_state(info["extra"]["dynamic"]); self._sync_dynamic()
 
     # --- what subclasses define -------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
@@ -149,15 +288,62 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------
     def training_step(self, batch: Batch) -> dict:
         self.model.train()
-        losses, logs = self.loss(batch)
-        loss = (batch.w * losses).mean()
-        if not torch.isfinite(loss): self._non_finite(loss)
+        acc, P = self.accelerator, self.processes
+        with acc.autocast() if acc is not None else contextlib.nullcontext():
+            losses, logs = self.loss(batch)
+        if self.dynamic is not None:   # several processes: every one records the whole global batch
+            self.dynamic.observe(*((batch.idx, losses) if self.rows is None else (P.gather(batch.idx), P.gather(losses.detach()))))
+        if self.rows is None: loss = total = (batch.w * losses).mean()
+        else:   # this process's share of the global batch mean: the shares' gradients sum to the one-process gradient
+            loss = (batch.w * losses).sum() / self.rows[2]
+            total = P.sum(loss.detach())
+        if not torch.isfinite(total): self._non_finite(total)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip: torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step(); self.scheduler.step()
+        if acc is not None: acc.backward(loss)
+        else: loss.backward()
+        P.sum_grads(self.model.parameters())
+        if self.grad_clip:
+            if acc is not None: acc.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            else: torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        if not getattr(self.optimizer, "step_was_skipped", False): self._schedule_step()   # fp16: a skipped step
+        P.broadcast_tensors(self.model.buffers())   # e.g. BatchNorm statistics: the main process's, as DDP does
         self.after_step()
-        return {"loss": loss.item(), **logs}
+        if self.rows is not None: logs = self._mean_logs(logs)
+        return {"loss": total.item(), **logs}
+
+    def _mean_logs(self, logs: dict) -> dict:
+        "Per-process numbers (means over each process's rows) as means over the global batch."
+        num = [k for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if not num: return logs
+        lo, hi, n = self.rows
+        s = self.processes.sum(torch.tensor([float(logs[k]) for k in num], dtype=torch.float64) * (hi - lo) / n)
+        return {**logs, **dict(zip(num, s.tolist()))}
+
+    def _schedule_step(self):
+        "Advance the LR schedule; under dynamic pruning it follows the full-data step count (epoch progress)."
+        if self.dynamic is not None:
+            epoch, b = self.position(self.step)
+            full = len(self.loader)
+            self.scheduler.last_epoch = epoch * full + math.ceil((b + 1) * full / self.epoch_steps[epoch]) - 1
+        self.scheduler.step()
+
+    # --- dynamic pruning (see `InfoBatch` below) -------------------------------------------------
+    def _sync_dynamic(self):
+        "Epoch lengths, and the step total, once dynamic pruning has fixed those of the epochs begun so far."
+        self.epoch_steps = [self.dynamic.lengths.get(e, n) for e, n in enumerate(self.epoch_lengths())]
+        self.total_steps = sum(self.epoch_steps)
+    def _plan_epoch(self, epoch: int):
+        self.dynamic.plan(epoch, self.loader.bs, self.processes.world_size); self._sync_dynamic(); self._dyn_loader = None
+    def _loader_of(self, epoch: int) -> Loader:
+        if self.dynamic is None: return self.epoch_loader(epoch)
+        if getattr(self, "_dyn_loader", None) is None:
+            kept, scale = self.dynamic.kept, self.dynamic.scale
+            base = self.data.weights[kept] if self.data.weights is not None else torch.ones(len(kept))
+            L = self.loader
+            self._dyn_loader = Loader(self.data.subset(kept, weights=base * scale), L.bs, seed=self.seed,
+                                      device=self.device, transform=L.transform, rank=L.rank, world_size=L.world_size)
+        return self._dyn_loader
 
     def _non_finite(self, loss):
         epoch, b = self.position(self.step)
@@ -170,26 +356,42 @@ class Trainer:
                                  f"grad_clip=1.0, or check the data for NaN")
 
     def save(self):
-        if self.run is not None:
+        "Checkpoint into the run folder (the main process writes it; every process checks the weights)."
+        if self.run is not None or self.processes.world_size > 1:
             bad = [n for n, m in self.modules().items() for p in m.parameters() if not torch.isfinite(p).all()]
             if bad:
                 raise NonFiniteLossError(f"the weights of {sorted(set(bad))} hold NaN or infinite values at step {self.step}: "
                                          f"not saved, so the last good checkpoint stays. Fix: a smaller lr, or grad_clip=1.0")
-            self.run.save(self.step, self.modules(), optimizer=self.optimizer, scheduler=self.scheduler,
-                          extra=self.extra_state())
+        extra = self.extra_state()   # on every process: a subclass may gather for it
+        if self.run is not None:
+            scaler = getattr(self.accelerator, "scaler", None)
+            if scaler is not None: extra = {**extra, "_scaler": scaler.state_dict()}
+            if self.dynamic is not None: extra = {**extra, "dynamic": self.dynamic.state()}
+            self.run.save(self.step, self.modules(), optimizer=self.optimizer, scheduler=self.scheduler, extra=extra)
+
+    def _load_scaler(self, extra: dict):
+        state, scaler = extra.pop("_scaler", None), getattr(self.accelerator, "scaler", None)
+        if state is not None and scaler is not None: scaler.load_state_dict(state)
 
     def fit(self, max_steps: int | None = None) -> "Trainer":
         "Train to the end (or until global step `max_steps`), checkpointing on the way; returns self."
         if max_steps is not None: max_steps = check_count(max_steps, "max_steps", 1, "max_steps=100 (or None: to the end)")
         stop = min(self.total_steps, max_steps or self.total_steps)
-        bar = tqdm(total=stop, initial=self.step, desc=type(self).__name__, disable=not self.progress, leave=False)
+        P = self.processes
+        bar = tqdm(total=stop, initial=self.step, desc=type(self).__name__, disable=not self.progress or not P.is_main, leave=False)
         t0 = time.perf_counter()
+        P.broadcast_tensors(t for m in self.modules().values() for t in m.state_dict().values())   # one start for all
         with DeferredInterrupt() as intr:
             while self.step < stop:
                 epoch, start = self.position(self.step)
-                if start == 0: self.on_epoch_start(epoch)
+                if start == 0:
+                    if self.dynamic is not None:
+                        self._plan_epoch(epoch); stop = min(self.total_steps, max_steps or self.total_steps); bar.total = stop
+                    self.on_epoch_start(epoch)
                 end = self.step - start + self.epoch_steps[epoch]
-                for batch in self.epoch_loader(epoch).epoch(epoch, start):
+                loader = self._loader_of(epoch)
+                for b, batch in enumerate(loader.epoch(epoch, start), start):
+                    self.rows = loader.rows(b)
                     logs = self.training_step(batch); self.step += 1
                     self.history.append(logs["loss"]); bar.update(1)
                     if self.run is not None and (self.step % self.log_every == 0 or self.step == stop):
@@ -197,8 +399,10 @@ class Trainer:
                                      seconds=time.perf_counter() - t0, **logs)
                     if self.step == end:
                         ev = self.on_epoch_end(epoch)
+                        if self.dynamic is not None: ev = {**ev, "kept": len(self.dynamic.kept)}
                         if ev and self.run is not None: self.run.log(step=self.step, epoch=epoch, **ev)
                         bar.set_postfix(loss=f"{logs['loss']:.4f}", **{k: f"{v:.4g}" for k, v in ev.items()})
+                    if P.world_size > 1: intr.requested = bool(P.sum(torch.tensor([int(intr.requested)])).item())
                     if intr.requested:
                         self.save(); bar.close()
                         raise KeyboardInterrupt(f"stopped at step {self.step}; checkpoint in "
@@ -207,7 +411,68 @@ class Trainer:
                         self.save()
                     if self.step >= stop: break
         bar.close()
+        self.rows = None
         return self
+
+# %% ../nbs/03_train.ipynb #f86ddc72
+class InfoBatch:
+    "Dynamic pruning by loss (InfoBatch): each epoch drop a random `prune` share of below-mean-loss samples, rescale the rest."
+    name = "infobatch"
+    def __init__(self, prune: float = 0.5, anneal: float = 0.875):
+        self.prune = check_number(prune, "prune", high=1.0, high_ok=False, example="prune=0.5 (the share of well-learned samples left out)")
+        self.anneal = check_number(anneal, "anneal", low_ok=False, high=1.0,
+                                   example="anneal=0.875 (prune during the first 87.5 % of the epochs)")
+        self.scores = self.kept = self.scale = None
+        self.lengths: dict[int, int] = {}
+    def __repr__(self): return f"InfoBatch(prune={self.prune:g}, anneal={self.anneal:g})"
+
+    def bind(self, n: int, epochs: int, seed: int) -> "InfoBatch":
+        "A fresh copy with state for `n` samples and `epochs` epochs (the object a trainer holds)."
+        b = InfoBatch(self.prune, self.anneal)
+        b.n, b.epochs, b.seed = n, epochs, seed
+        b.scores = torch.full((n,), float("nan"), dtype=torch.float64)
+        return b
+    def prunes(self, epoch: int) -> bool: return epoch < self.anneal * self.epochs
+    def plan(self, epoch: int, batch_size: int, processes: int = 1):
+        """Fix the kept samples of `epoch` (`self.kept`, positions in the data) and their loss scale (`self.scale`); with
+        several `processes`, a few dropped samples come back so that the last batch has a row for every process."""
+        seen = torch.isfinite(self.scores)
+        if self.prunes(epoch) and self.prune > 0 and seen.any():
+            well = seen & (self.scores < self.scores[seen].mean())
+            u = torch.rand(self.n, generator=epoch_generator(self.seed, epoch, salt=4242))
+            drop = well & (u < self.prune)
+            short = processes - (int((~drop).sum()) % batch_size or processes)
+            if short > 0:                # keep back the `short` dropped samples with the largest draws
+                back = torch.where(drop, u, -1.0).topk(short).indices
+                drop[back] = False
+            self.kept = (~drop).nonzero().squeeze(1)
+            self.scale = torch.where(well[self.kept], 1.0 / (1.0 - self.prune), 1.0).float()
+        else:
+            self.kept, self.scale = torch.arange(self.n), torch.ones(self.n)
+        self.lengths[epoch] = -(-len(self.kept) // batch_size)
+    def observe(self, idx: torch.Tensor, losses: torch.Tensor):
+        "Record the latest per-sample losses of a batch (`idx`: positions in this epoch's kept set)."
+        self.scores[self.kept[idx.cpu()]] = losses.detach().double().cpu()
+    def state(self) -> dict:
+        return {"scores": self.scores.clone(), "kept": self.kept, "scale": self.scale, "lengths": dict(self.lengths)}
+    def load_state(self, s: dict):
+        self.scores, self.kept, self.scale = s["scores"].clone(), s["kept"], s["scale"]
+        self.lengths = {int(k): int(v) for k, v in s["lengths"].items()}
+
+DYNAMIC = {"infobatch": InfoBatch}
+
+def _as_dynamic(dynamic, n: int, epochs: int, seed: int, sampler) -> InfoBatch | None:
+    if dynamic is None: return None
+    if isinstance(dynamic, str):
+        if dynamic.lower() not in DYNAMIC:
+            raise ValueError(f"dynamic={dynamic!r}: use {', '.join(map(repr, DYNAMIC))}, an InfoBatch(...), or None")
+        dynamic = DYNAMIC[dynamic.lower()]()
+    if not isinstance(dynamic, InfoBatch):
+        raise TypeError(f"dynamic is a {type(dynamic).__name__}: pass 'infobatch', InfoBatch(prune=0.5), or None")
+    if sampler != "shuffle":
+        raise ValueError(f"dynamic={dynamic!r} with sampler={sampler!r}: dynamic pruning draws each epoch's kept samples "
+                         f"in shuffled order; use sampler='shuffle' (weights still scale the loss)")
+    return dynamic.bind(n, epochs, seed)
 
 # %% ../nbs/03_train.ipynb #16861ef8
 class ClassifierTrainer(Trainer):

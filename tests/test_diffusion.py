@@ -77,6 +77,24 @@ def test_resume_bit_exact_with_ema(digits, tmp_path):
     assert (tmp_path / "a" / "checkpoints").is_dir() and any((tmp_path / "a" / "checkpoints").glob("*/ema.safetensors"))
 
 
+def test_dynamic_pruning_infobatch(digits, tmp_path):
+    """InfoBatch on the DDPM trainer: fewer steps for the same epochs, the kept set logged, exact resume mid-epoch,
+    and `steps=` refused (dynamic pruning runs whole epochs)."""
+    kw = dict(epochs=8, batch_size=256, dynamic="infobatch", progress=False)
+    full = DDPMTrainer(digits, TINY, run=tmp_path / "a", **kw).fit()
+    n_full = 8 * -(-len(digits) // 256)
+    kept = [r["kept"] for r in full.run.metrics() if "kept" in r]
+    assert kept[0] == len(digits) and kept[-1] == len(digits) and min(kept[1:7]) < len(digits)
+    assert full.step == full.total_steps < n_full
+    part = DDPMTrainer(digits, TINY, run=tmp_path / "b", **kw).fit(max_steps=n_full // 2 + 1)
+    rest = DDPMTrainer(digits, TINY, run=tmp_path / "b", resume=True, **kw).fit()
+    assert part.history + rest.history == full.history
+    for x, y in zip(_state(full.ema), _state(rest.ema)):
+        assert torch.equal(x, y)
+    with pytest.raises(ValueError, match="pass epochs="):
+        DDPMTrainer(digits, TINY, steps=10, dynamic="infobatch")
+
+
 def test_short_run_lowers_loss(digits):
     seed_everything(0)
     tr = DDPMTrainer(digits, "digits_small", steps=250, batch_size=32, progress=False).fit()
