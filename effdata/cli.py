@@ -417,8 +417,26 @@ def _preset(args, ds):
         cfg = cfg.replace(name=f"{cfg.name}@{c}x{h}", channels=c, image_size=h)
     return cfg
 
+def _latent_vae(args, ds, run: Path, cfg):
+    "--vae DIR (a diffusers AutoencoderKL folder), else the VAE trained earlier in this run folder, else a new one."
+    from effdata.latent import fit_vae, load_vae
+    if args.vae: return load_vae(args.vae)
+    if (run/"vae"/"config.json").exists(): return load_vae(run/"vae")
+    if args.command != "diffusion":
+        raise UsageError("--vae is missing: pass the VAE folder of the reference latent DM (e.g. runs/ref/vae, which "
+                         "`effdata diffusion --latent ... --run runs/ref` writes)")
+    print(f"training the VAE ({args.vae_steps or cfg.vae_steps} steps) -> {run/'vae'}")
+    return fit_vae(ds, cfg, steps=args.vae_steps or None, seed=args.seed, device=args.device, save=run/"vae",
+                   progress=not args.quiet)
+
+def _latent_config(args):
+    from effdata.latent import get_latent_config
+    changes = {"guidance_scale": args.guidance} if getattr(args, "guidance", None) is not None else {}
+    if getattr(args, "denoiser", None): changes["denoiser"] = args.denoiser
+    return get_latent_config(args.latent, **changes)
+
 def cmd_diffusion(args):
-    "Train a DDPM on a dataset (optionally a coreset with class weights), then sample and evaluate it."
+    "Train a DDPM on a dataset (optionally a coreset with class weights), then sample and evaluate it; --latent: a latent DM (VAE + DiT)."
     from effdata.data import Selection
     from effdata.diffusion import DDPMTrainer, image_grid
     from effdata.features import encoder as get_encoder
@@ -427,21 +445,29 @@ def cmd_diffusion(args):
     ds = _load(args, "train")
     sel = _selection(args)
     if args.weights: sel = _class_weights(args, ds).apply(sel or Selection.full(len(ds)), ds)
-    t0 = time.perf_counter()
-    tr = DDPMTrainer(ds, _preset(args, ds), selection=sel, steps=args.steps or None, seed=args.seed, device=args.device,
-                     run=str(run), resume=args.resume, sampler=args.sampler if args.sampler == "weighted" else "shuffle",
-                     progress=not args.quiet).fit()
-    _curves(run, f"effdata diffusion: {args.preset} on {ds.name}")
-    row = {"dataset": ds.name, "preset": args.preset, "train images": len(tr.data), "steps": tr.step,
+    t0, shape = time.perf_counter(), tuple(ds.shape)
+    common = dict(selection=sel, steps=args.steps or None, seed=args.seed, device=args.device, run=str(run), resume=args.resume,
+                  sampler=args.sampler if args.sampler == "weighted" else "shuffle", progress=not args.quiet)
+    if args.latent:
+        from effdata.latent import LatentDDPMTrainer, fit_size
+        cfg = _latent_config(args)
+        vae = _latent_vae(args, ds, run, cfg)
+        tr = LatentDDPMTrainer(ds, vae, cfg, cache=run/"latents", **common).fit()
+        ds, what = fit_size(ds, cfg), f"latent {args.latent}"
+    else:
+        tr, what = DDPMTrainer(ds, _preset(args, ds), **common).fit(), args.preset
+    _curves(run, f"effdata diffusion: {what} on {ds.name}")
+    row = {"dataset": ds.name, "preset": what, "train images": len(tr.data), "steps": tr.step,
            "final loss": f"{sum(tr.history[-50:]) / max(1, len(tr.history[-50:])):.4f}" if tr.history else "-",
            "train s": f"{time.perf_counter() - t0:.1f}"}
     if args.samples:
         fake = tr.sample(args.samples, steps=args.sample_steps, seed=args.seed)
         image_grid(fake[:64], 8).save(run/"figures"/"samples.png")
-        enc_name = args.encoder or _ENCODER_FOR.get(ds.name, "pixels")
+        sized = tuple(ds.shape) == shape                                 # a zoo classifier needs the dataset's own size
+        enc_name = args.encoder or (_ENCODER_FOR.get(ds.name, "pixels") if sized else "pixels")
         enc = get_encoder(enc_name, dataset=ds, root=_root(args))
         clf = None
-        if ds.name in _ENCODER_FOR:
+        if ds.name in _ENCODER_FOR and sized:
             from effdata.models import pretrained
             clf = pretrained(_ENCODER_FOR[ds.name], root=_root(args))
         sc = generative_scores(ds.tensors()[0], fake, enc, classifier=clf)
@@ -466,9 +492,15 @@ def cmd_reweight(args):
     ds = _load(args, "train")
     sel = _selection(args)
     t0 = time.perf_counter()
-    cw = reweight(ds, args.reference, _preset(args, ds), selection=sel, steps=args.steps, step_size=args.step_size,
-                  smoothing=args.smoothing, seed=args.seed, device=args.device, run=str(run), resume=args.resume,
-                  progress=not args.quiet)
+    common = dict(selection=sel, steps=args.steps, step_size=args.step_size, smoothing=args.smoothing, seed=args.seed,
+                  device=args.device, run=str(run), resume=args.resume, progress=not args.quiet)
+    if args.latent:
+        from effdata.latent import latent_reweight
+        cfg = _latent_config(args)
+        if not args.vae and (Path(args.reference)/"vae"/"config.json").exists(): args.vae = str(Path(args.reference)/"vae")
+        cw = latent_reweight(ds, _latent_vae(args, ds, run, cfg), args.reference, cfg, cache=run/"latents", **common)
+    else:
+        cw = reweight(ds, args.reference, _preset(args, ds), **common)
     out = cw.save(args.out or run/"class_weights.json")
     fig = go.Figure(go.Bar(x=list(map(str, cw.classes)), y=list(cw.weights)))
     fig.add_hline(y=1 / max(1, int(cw.active.sum())), line_dash="dot", annotation_text="uniform")
@@ -685,6 +717,22 @@ def cmd_demo(args):
 _SCORES = ("gaussian", "ppca", "knn", "moderate", "random")
 _ENCODERS = ("pixels", "cifar10_cnn", "cifar10_lenet", "mnist_lenet5", "mnist_lenet5_robust", "resnet18", "inception", "clip")
 _PRESETS = ("digits_small", "mnist_small", "cifar10_small", "cifar10_paper")
+_LATENT_PRESETS = ("digits_dit", "mnist16_dit", "mnist16_unet", "cifar10_dit")   # effdata.latent.LATENT_PRESETS
+
+def _add_latent(s, command: str):
+    "The --latent options of `diffusion` and `reweight`."
+    g = s.add_argument_group("latent diffusion (--latent)")
+    g.add_argument("--latent", default=None, choices=_LATENT_PRESETS, help="train a latent DM of this preset (a VAE, then a "
+                   "class-conditional DiT or U-Net on its cached latents; see effdata.latent.LATENT_PRESETS) instead of "
+                   "the pixel-space --preset (default: off)")
+    g.add_argument("--vae", default=None, metavar="DIR", help="a diffusers AutoencoderKL folder (or a pipeline folder with vae/) "
+                   + ("(default: train one into the run folder's vae/)" if command == "diffusion"
+                      else "(default: the reference run's vae/)"))
+    g.add_argument("--denoiser", default=None, choices=["dit", "unet"], help="the latent denoiser (default: the preset's)")
+    if command == "diffusion":
+        g.add_argument("--vae-steps", type=_nonneg_int, default=0, help="VAE training steps (0: the preset's)")
+        g.add_argument("--guidance", type=_nonneg_float, default=None,
+                       help="classifier-free guidance scale at sampling (default: the preset's, 1 = none)")
 _MPT_ARCHS = ("mlp", "conv2", "conv4", "conv6", "conv8", "vgg_small", "resnet18")
 
 def parser() -> argparse.ArgumentParser:
@@ -746,6 +794,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--samples", type=_nonneg_int, default=0, help="images to sample and score (FD, precision, recall) after training (0: none)")
     s.add_argument("--sample-steps", type=_pos_int, default=50, help="DDIM steps per sample")
     s.add_argument("--encoder", default=None, choices=_ENCODERS, help="features for FD (default: the dataset's zoo classifier, else pixels)")
+    _add_latent(s, "diffusion")
     _add_common(s, "diffusion")
 
     s = cmd("reweight", cmd_reweight)
@@ -756,6 +805,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--step-size", type=_pos_float, default=1.0, help="DRO step size on the class weights")
     s.add_argument("--smoothing", type=_unit, default=1e-3, help="mixing with the uniform weights per step")
     s.add_argument("--out", default=None, metavar="FILE", help="where to write the weights (default: class_weights.json in the run folder)")
+    _add_latent(s, "reweight")
     _add_common(s, "reweight")
 
     s = cmd("at", cmd_at)

@@ -46,6 +46,7 @@ class DiffusionConfig:
     beta_end: float = 0.02
     beta_schedule: str = "linear"
     prediction_type: str = "epsilon"
+    clip_sample: bool = True                          # clip x0 predictions to [-1, 1] (pixels); False for latents
     # training recipe
     lr: float = 2e-4
     warmup_steps: int = 5000
@@ -144,7 +145,7 @@ def make_scheduler(config: str | DiffusionConfig, method: str = "ddpm"):
     c = get_config(config)
     ddpm = DDPMScheduler(num_train_timesteps=c.num_train_timesteps, beta_start=c.beta_start, beta_end=c.beta_end,
                          beta_schedule=c.beta_schedule, prediction_type=c.prediction_type, variance_type="fixed_small",
-                         clip_sample=True)
+                         clip_sample=c.clip_sample)
     return _scheduler_for(ddpm, method)
 
 def _scheduler_for(scheduler, method: str):
@@ -197,10 +198,11 @@ def _check_images(x0: torch.Tensor, unet, name="x0"):
 
 def denoising_loss(unet: nn.Module, scheduler, x0: torch.Tensor, t: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                   labels: torch.Tensor | None = None) -> torch.Tensor:
+                   labels: torch.Tensor | None = None, model_range: bool = False) -> torch.Tensor:
     """Per-sample DDPM loss, shape (B,): mean squared error of the U-Net's prediction (noise for
     `prediction_type='epsilon'`) for images `x0` in [0, 1] noised at timesteps `t` with `noise`
-    (both drawn with `draw_noise(x0, scheduler, generator)` when not given)."""
+    (both drawn with `draw_noise(x0, scheduler, generator)` when not given). `model_range=True`: `x0` is
+    already in the model's range (e.g. scaled VAE latents) and is used as it is."""
     scheduler = _as_noise_scheduler(scheduler)
     _check_images(x0, unet)
     if t is None or noise is None:
@@ -211,7 +213,7 @@ def denoising_loss(unet: nn.Module, scheduler, x0: torch.Tensor, t: torch.Tensor
         raise ValueError(f"noise has shape {tuple(noise.shape)} but x0 has {tuple(x0.shape)}: pass noise like x0")
     t = torch.as_tensor(t, device=x0.device).long()
     if t.ndim == 0: t = t.expand(len(x0))
-    x = to_model_range(x0)
+    x = x0 if model_range else to_model_range(x0)
     xt = scheduler.add_noise(x, noise, t)
     pred = unet(xt, t, class_labels=labels).sample
     kind = scheduler.config.prediction_type
@@ -238,13 +240,30 @@ class DDPMTrainer(Trainer):
     "Train a DDPM on `data` (all of it, or `selection`) with per-sample weights and EMA; see above."
     def __init__(self, data: ImageDataset, config: str | DiffusionConfig = "digits_small", *, unet: nn.Module | None = None,
                  steps: int | None = None, epochs: int | None = None, ema_decay: float | None = None,
-                 hflip: bool | None = None, selection: Selection | None = None, seed: int = 0, device=None, **kw):
+                 hflip: bool | None = None, selection: Selection | None = None, seed: int = 0, device=None,
+                 inputs: torch.Tensor | None = None, label_dropout: float = 0.0, **kw):
         if isinstance(data, nn.Module):
             raise TypeError("DDPMTrainer takes (data, config, unet=...): pass the dataset first and the U-Net as unet=")
         if not isinstance(data, ImageDataset):
             raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
         cfg = self.diffusion_config = get_config(config)
-        if tuple(data.shape) != cfg.shape:
+        if inputs is not None:                                          # e.g. cached VAE latents (effdata.latent)
+            if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4 or not inputs.is_floating_point():
+                raise ValueError(f"inputs: expected a float tensor (N, C, H, W) with one row per sample of data, got "
+                                 f"{tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__}")
+            if len(inputs) != len(data):
+                raise ValueError(f"inputs has {len(inputs)} rows but data ({data.name}) has {len(data)} samples: pass "
+                                 f"one input (latent) per sample of the whole dataset, in its order")
+            if tuple(inputs.shape[1:]) != cfg.shape:
+                raise ValueError(f"inputs have shape {tuple(inputs.shape[1:])} but config {cfg.name!r} is built for "
+                                 f"{cfg.shape}: get_config({cfg.name!r}, channels={inputs.shape[1]}, image_size={inputs.shape[-1]})")
+            if hflip: raise ValueError("hflip=True with inputs=: flips apply to images, not to precomputed inputs; drop hflip")
+            hflip = False
+        check_number(label_dropout, "label_dropout", high=1.0, high_ok=False, example="0.1 (classifier-free guidance)")
+        if label_dropout and cfg.num_classes is None:
+            raise ValueError(f"label_dropout={label_dropout} but config {cfg.name!r} is unconditional: set num_classes")
+        self.label_dropout = float(label_dropout)
+        if inputs is None and tuple(data.shape) != cfg.shape:
             fit = [f"config={n!r}" for n, p in PRESETS.items() if p.shape == tuple(data.shape)]
             hint = f"use {' or '.join(fit)}" if fit else "use a config whose shape fits"
             raise ValueError(f"data ({data.name}) has images of shape {tuple(data.shape)} but config {cfg.name!r} builds a "
@@ -269,7 +288,7 @@ class DDPMTrainer(Trainer):
             epochs = math.ceil(steps / math.ceil(n_train / bs))
         if unet is None:
             seed_everything(seed); unet = make_unet(cfg)
-        _check_images(torch.empty(1, *data.shape), unet, name="data")
+        _check_images(torch.empty(1, *(cfg.shape if inputs is not None else data.shape)), unet, name="data")
         self.ema_decay = cfg.ema_decay if ema_decay is None else float(ema_decay)
         if not 0 <= self.ema_decay < 1: raise ValueError(f"ema_decay={ema_decay!r}: pass a number in [0, 1), e.g. 0.999")
         self.hflip = cfg.hflip if hflip is None else bool(hflip)
@@ -282,7 +301,10 @@ class DDPMTrainer(Trainer):
         for k, v in dict(optimizer="adam", lr=cfg.lr, weight_decay=0.0, schedule="constant", warmup_steps=cfg.warmup_steps,
                          grad_clip=cfg.grad_clip, batch_size=cfg.batch_size).items(): kw.setdefault(k, v)
         super().__init__(unet, data, epochs=epochs, selection=selection, seed=seed, device=dev, augment=self.hflip,
-                         steps=steps, ema_decay=self.ema_decay, diffusion=cfg.to_dict(), **kw)
+                         steps=steps, ema_decay=self.ema_decay, diffusion=cfg.to_dict(),
+                         **({"inputs": list(inputs.shape[1:]), "label_dropout": self.label_dropout} if inputs is not None
+                            or label_dropout else {}), **kw)
+        self.inputs = None if inputs is None else (inputs if selection is None else inputs[torch.as_tensor(selection.indices)]).float().cpu()
         if steps is not None:
             self.total_steps = steps
             if kw["schedule"] != "constant": self._rebuild_schedule(kw["schedule"], kw["warmup_steps"])
@@ -298,10 +320,25 @@ class DDPMTrainer(Trainer):
 
     def modules(self): return {"model": self.model, "ema": self.ema}
 
+    def clean(self, batch: Batch) -> torch.Tensor:
+        "The clean inputs of `batch` in the model's range: its images mapped to [-1, 1], or their rows of `inputs`."
+        if self.inputs is None: return to_model_range(batch.x)
+        return self.inputs[batch.idx.cpu()].to(batch.x.device)
+
+    def labels(self, batch: Batch, generator: torch.Generator) -> torch.Tensor | None:
+        "The class labels the model sees (None if unconditional); `label_dropout` of them replaced by the null label K."
+        if self.diffusion_config.num_classes is None: return None
+        if not self.label_dropout: return batch.y
+        n = len(batch.y) if self.rows is None else self.rows[2]       # several processes: this process's rows of the draw
+        drop = torch.rand(n, generator=generator) < self.label_dropout
+        if self.rows is not None: drop = drop[self.rows[0]:self.rows[1]]
+        return torch.where(drop.to(batch.y.device), self.diffusion_config.num_classes, batch.y)
+
     def loss(self, batch: Batch):
-        t, noise = draw_noise(batch.x, self.noise_scheduler, step_generator(self.seed, self.step), rows=self.rows)
-        labels = batch.y if self.diffusion_config.num_classes is not None else None
-        return denoising_loss(self.model, self.noise_scheduler, batch.x, t, noise, labels=labels), {}
+        g = step_generator(self.seed, self.step)
+        x0 = self.clean(batch)
+        t, noise = draw_noise(x0, self.noise_scheduler, g, rows=self.rows)
+        return denoising_loss(self.model, self.noise_scheduler, x0, t, noise, labels=self.labels(batch, g), model_range=True), {}
 
     def after_step(self):
         ema_update(self.ema, self.model, self.ema_decay, self.step + 1)
@@ -313,9 +350,12 @@ class DDPMTrainer(Trainer):
 # %% ../nbs/11_diffusion.ipynb #5998b6bd
 @torch.no_grad()
 def sample(unet: nn.Module, config, n: int, *, steps: int = 50, method: str = "ddim", seed: int = 0,
-           batch_size: int = 256, labels=None, eta: float = 0.0, device=None) -> torch.Tensor:
+           batch_size: int = 256, labels=None, eta: float = 0.0, device=None, guidance_scale: float = 1.0,
+           null_label: int | None = None, output: str = "images") -> torch.Tensor:
     """`n` images (n, C, H, W) in [0, 1] from `unet`; `config` is a `DiffusionConfig`, a preset name or a
-    diffusers scheduler (its betas are used). Deterministic for a `seed`."""
+    diffusers scheduler (its betas are used). Deterministic for a `seed`. Classifier-free guidance: `guidance_scale`
+    s != 1 mixes eps(null) + s (eps(label) - eps(null)), `null_label` being the label the model was trained to see
+    when the class is dropped. `output='raw'` returns the samples in the model's range, unclamped (e.g. latents)."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
         raise ValueError(f"n={n!r}: pass the number of images to sample, a positive integer")
     if method not in ("ddim", "ddpm"):
@@ -328,10 +368,16 @@ def sample(unet: nn.Module, config, n: int, *, steps: int = 50, method: str = "d
         raise ValueError(f"steps={steps!r}: pass a number of sampling steps in 1..{T}, e.g. steps=50")
     check_count(batch_size, "batch_size")
     check_number(eta, "eta", high=1.0, what="the DDIM noise share (0: deterministic)")
+    if output not in ("images", "raw"): raise ValueError(f"output={output!r}: use 'images' ([0, 1]) or 'raw' (model range)")
+    check_number(guidance_scale, "guidance_scale", example="1.0 (no guidance) or 3.0")
     uc = unet.config
-    conditional = getattr(uc, "num_class_embeds", None) is not None
+    conditional = (getattr(uc, "num_class_embeds", None) is not None
+                   or getattr(uc, "norm_type", None) == "ada_norm_zero")           # DiT: always class-conditional
+    if guidance_scale != 1 and (not conditional or null_label is None):
+        raise ValueError(f"guidance_scale={guidance_scale} needs a class-conditional model trained with label dropout "
+                         f"and its null_label= (effdata.latent passes it); use guidance_scale=1 otherwise")
     if conditional:
-        if labels is None: raise ValueError(f"the U-Net is class-conditional ({uc.num_class_embeds} classes): pass labels= (n class indices, or one)")
+        if labels is None: raise ValueError(f"the denoiser is class-conditional: pass labels= (n class indices, or one)")
         labels = torch.as_tensor(labels, dtype=torch.long).flatten()
         if labels.numel() == 1: labels = labels.expand(n)
         if len(labels) != n: raise ValueError(f"labels has {len(labels)} entries for n={n} images: pass one label per image (or one for all)")
@@ -356,10 +402,16 @@ def sample(unet: nn.Module, config, n: int, *, steps: int = 50, method: str = "d
             gb = torch.Generator().manual_seed(int(seed) * 1_000_003 + 1 + b)
             lab = labels[start:start + batch_size].to(device) if conditional else None
             for t in sched.timesteps:
-                eps = unet(x, t.to(device).expand(len(x)), class_labels=lab).sample
+                tt = t.to(device).expand(len(x))
+                if guidance_scale == 1: eps = unet(x, tt, class_labels=lab).sample
+                else:
+                    both = unet(torch.cat([x, x]), torch.cat([tt, tt]),
+                                class_labels=torch.cat([torch.full_like(lab, int(null_label)), lab])).sample
+                    e_null, e_cond = both.chunk(2)
+                    eps = e_null + guidance_scale * (e_cond - e_null)
                 kw = dict(eta=eta) if method == "ddim" else {}
                 x = sched.step(eps, t, x, generator=gb, **kw).prev_sample
-            out.append(from_model_range(x).float().cpu())
+            out.append((x if output == "raw" else from_model_range(x)).float().cpu())
     finally:
         unet.train(was_training)
     return torch.cat(out)

@@ -5,6 +5,7 @@
 # %% ../nbs/12_reweighting.ipynb #5be230c1
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -139,15 +140,18 @@ class ClassWeights:
 
 # %% ../nbs/12_reweighting.ipynb #91c951d9
 _ARCH_KEYS = ("sample_size", "in_channels", "out_channels", "block_out_channels", "layers_per_block",
-              "down_block_types", "up_block_types", "num_class_embeds")
+              "down_block_types", "up_block_types", "num_class_embeds",
+              "num_layers", "num_attention_heads", "patch_size", "num_embeds_ada_norm")   # the last four: DiT
 
 def _arch(unet) -> dict:
     c = getattr(unet, "config", None)
     if c is None: raise TypeError(f"reference is a {type(unet).__name__}: pass a diffusers UNet2DModel (or a run folder / checkpoint of one)")
-    return {k: (list(v) if isinstance(v, (tuple, list)) else v) for k in _ARCH_KEYS if (v := c.get(k)) is not None or k in c}
+    return {"class": type(unet).__name__,
+            **{k: (list(v) if isinstance(v, (tuple, list)) else v) for k in _ARCH_KEYS if (v := c.get(k)) is not None or k in c}}
 
-def load_reference(reference, config) -> nn.Module:
-    "A frozen reference U-Net: a module as it is, or the newest checkpoint of a run folder (EMA weights if saved)."
+def load_reference(reference, config, like: nn.Module | None = None) -> nn.Module:
+    """A frozen reference U-Net: a module as it is, or the newest checkpoint of a run folder (EMA weights if saved)
+    loaded into `make_unet(config)` (or into a copy of `like`, e.g. a DiT denoiser)."""
     if isinstance(reference, nn.Module): return reference
     p = Path(reference)
     if (p/"checkpoints").is_dir():
@@ -156,7 +160,7 @@ def load_reference(reference, config) -> nn.Module:
         p = cks[-1]
     if not (p/"meta.json").exists():
         raise FileNotFoundError(f"reference={str(reference)!r} is neither a U-Net, a run folder nor a checkpoint folder")
-    unet = make_unet(config)
+    unet = make_unet(config) if like is None else copy.deepcopy(like)
     name = "ema" if (p/"ema.safetensors").exists() else "model"
     load_checkpoint(p, {name: unet}, restore_rng=False)
     return unet
@@ -170,8 +174,9 @@ class DROTrainer(DDPMTrainer):
         if not 0 <= smoothing <= 1: raise ValueError(f"smoothing={smoothing!r}: pass a number in [0, 1], e.g. 1e-3")
         if step_size <= 0: raise ValueError(f"step_size={step_size!r}: pass a positive number, e.g. 1.0")
         if excess_ema is not None and not 0 <= excess_ema < 1: raise ValueError(f"excess_ema={excess_ema!r}: pass None or a number in [0, 1)")
-        ref = load_reference(reference, cfg)
-        proxy_arch, ref_arch = _arch(make_unet(cfg)), _arch(ref)
+        proxy = kw.get("unet")
+        ref = load_reference(reference, cfg, like=proxy)
+        proxy_arch, ref_arch = _arch(proxy if proxy is not None else make_unet(cfg)), _arch(ref)
         if proxy_arch != ref_arch:
             diff = [f"{k}: reference {ref_arch.get(k)!r} vs proxy {proxy_arch.get(k)!r}" for k in proxy_arch if proxy_arch.get(k) != ref_arch.get(k)]
             raise ValueError(f"the reference U-Net does not match config {cfg.name!r} ({'; '.join(diff)}): train the "
@@ -194,9 +199,12 @@ class DROTrainer(DDPMTrainer):
         self.reference = ref.to(self.device).eval().requires_grad_(False)
 
     def loss(self, batch: Batch):
-        t, noise = draw_noise(batch.x, self.noise_scheduler, step_generator(self.seed, self.step), rows=self.rows)
-        losses = denoising_loss(self.model, self.noise_scheduler, batch.x, t, noise)
-        with torch.no_grad(): ref = denoising_loss(self.reference, self.noise_scheduler, batch.x, t, noise)
+        g = step_generator(self.seed, self.step)
+        x0 = self.clean(batch)                                           # images in [-1, 1], or cached latents
+        t, noise = draw_noise(x0, self.noise_scheduler, g, rows=self.rows)
+        labels = self.labels(batch, g)
+        losses = denoising_loss(self.model, self.noise_scheduler, x0, t, noise, labels=labels, model_range=True)
+        with torch.no_grad(): ref = denoising_loss(self.reference, self.noise_scheduler, x0, t, noise, labels=labels, model_range=True)
         exc, y = (losses.detach() - ref).cpu(), batch.y.cpu()
         if self.rows is not None:    # several processes: the excess of the whole global batch, in one-process order
             exc, y = self.processes.gather(exc), self.processes.gather(y)

@@ -1,0 +1,290 @@
+"""Pruning then reweighting for a latent diffusion model, on CPU with real data, in the converged protocol.
+
+Data: the MNIST train subset (all 17,435 images), downsampled to 16x16 (antialiased bilinear) so that a VAE and a DiT
+train on one core; the MNIST test set (10,000 images, 16x16) only scores the FD feature network.
+
+Pipeline (effdata.latent): a small diffusers AutoencoderKL trained here once (16x16x1 -> 4x4x4 latents; its training,
+calibration and the one encoding of the data are timed and reported apart), latents cached, a class-conditional
+DiTTransformer2DModel (4 layers, 4 heads x 16, patch 1) trained by DDPMTrainer with label dropout 0.1, sampled with
+DDIM (guidance scale 1), decoded by the VAE.
+
+Protocol ("converged", as for the pixel-space method):
+- the full-data latent DM (seed 0) trains until its FD changes by less than 2 % over the last quarter of its steps,
+  checked at S in LADDER (FD(S) vs FD(0.75 S)); S is the first such step count (or the last rung, flagged unconverged);
+- the full runs of the other seeds train to the same S; their FD is read at p*S on the way (the full data stopped
+  at the coreset's step count);
+- for each kept fraction p: a Gaussian-density coreset on a surrogate (a fixed random projection of the pixels, as in
+  the pixel-space benchmark: selection and FD do not share a feature space), the same + DRO class weights (a proxy latent DM on
+  the coreset against the seed's full run as reference), and a random class-balanced subset, each trained p*S steps
+  (equal epochs);
+- 3 seeds. FD: Frechet distance of 500 decoded samples (50 per class) to the 17,435 real training images in the
+  penultimate layer of a SmallCNN trained here on the train split only (its test accuracy is recorded).
+
+Costs: CPU seconds at 1 torch thread (time.process_time) and wall seconds, both saved. speedup_at_matched_fd = full
+training cost to S / (coreset training + surrogate features + scoring + DRO proxy) at the best (largest-speed-up) p
+whose mean FD over the seeds is within 10 % of the converged full FD; the reference DM is the full run itself and is
+not counted (it is the run being sped up); the VAE is shared by all runs and reported apart.
+
+    EFFDATA_DATA=../shared/data nohup python bench/latent_pruning.py > /tmp/latent_pruning.log 2>&1 &
+    python bench/latent_pruning.py --report       # rewrite the .json/.md from the rows so far
+
+Rows are appended to results/latent_pruning.jsonl as each run finishes; a restart skips the finished ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, machine, write  # noqa: E402
+
+S = dict(dataset="mnist", image_size=16, preset="mnist16_dit", vae_steps=1000, ladder=[800, 1200, 1600, 2400],
+         converge_tol=0.02, fractions=[0.1, 0.2, 0.3, 0.5], seeds=[0, 1, 2], surrogate="pixels", score="gaussian",
+         dro_steps=100, dro_step_size=1.0, dro_smoothing=1e-3, n_samples=500, sample_steps=20, guidance_scale=1.0,
+         match_tolerance=0.10, classifier="SmallCNN(width=32), 2 epochs, train split", threads=1)
+ROWS = RESULTS / "latent_pruning.jsonl"
+
+
+class Clock:
+    "CPU (process_time, 1 thread) and wall seconds of a block."
+    def __enter__(self): self.c, self.w = time.process_time(), time.perf_counter(); return self
+    def __exit__(self, *a): self.cpu, self.wall = time.process_time() - self.c, time.perf_counter() - self.w
+
+
+def rows() -> list[dict]:
+    return [json.loads(l) for l in ROWS.read_text().splitlines() if l.strip()] if ROWS.exists() else []
+
+
+def done(kind, **key) -> dict | None:
+    return next((r for r in rows() if r["kind"] == kind and all(r.get(k) == v for k, v in key.items())), None)
+
+
+def add(row: dict) -> dict:
+    ROWS.parent.mkdir(exist_ok=True)
+    with open(ROWS, "a") as f: f.write(json.dumps(row) + "\n")
+    print({k: v for k, v in row.items() if k != "curve"}, flush=True)
+    return row
+
+
+def fd_points(S_: int) -> list[int]:
+    return sorted({round(f * S_) for f in [*S["fractions"], 0.75, 1.0]})
+
+
+class Setup:
+    "Data, feature network, VAE and latents (made once; the VAE and its times are kept in the work folder)."
+    def __init__(self, work: Path):
+        from effdata.data import load_dataset
+        from effdata.latent import encode_latents, fit_size, fit_vae, get_latent_config, load_vae
+        from effdata.models import SmallCNN
+        from effdata.train import ClassifierTrainer
+        self.cfg = get_latent_config(S["preset"])
+        self.raw = load_dataset(S["dataset"])
+        self.train, self.test = fit_size(self.raw, self.cfg), fit_size(load_dataset(S["dataset"], "test"), self.cfg)
+        clf_path = work / "feature_net.pt"
+        clf = SmallCNN(1, 10, 32)
+        if clf_path.exists(): clf.load_state_dict(torch.load(clf_path, weights_only=True))
+        else:
+            tr = ClassifierTrainer(clf, self.train, epochs=2, batch_size=64, lr=0.05, seed=0, progress=False).fit()
+            torch.save(tr.model.state_dict(), clf_path)
+        self.clf = clf.eval().requires_grad_(False)
+        self.clf_acc = float((self.clf(self.test.tensors()[0]).argmax(1) == self.test.targets).float().mean())
+        with torch.no_grad(): self.real = self.clf.features(self.train.tensors()[0])
+        from effdata.metrics import frechet_distance
+        with torch.no_grad(): self.fd_real = float(frechet_distance(self.real, self.clf.features(self.test.tensors()[0])))
+        vae_dir = work / "vae"
+        if not done("vae"):
+            with Clock() as c:
+                vae = fit_vae(self.train, self.cfg, steps=S["vae_steps"], seed=0, save=vae_dir, progress=False)
+            with Clock() as e: encode_latents(vae, self.train, cache=work / "cache")
+            with torch.no_grad():
+                x = self.test.tensors()[0][:2000]
+                rec = ((vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample + 1) / 2).clamp(0, 1)
+            add(dict(kind="vae", steps=S["vae_steps"], cpu_train=c.cpu, wall_train=c.wall, cpu_encode=e.cpu, wall_encode=e.wall,
+                     test_mse=float((rec - x).pow(2).mean()), scaling_factor=vae.config.scaling_factor,
+                     params=sum(p.numel() for p in vae.parameters())))
+        self.vae = load_vae(vae_dir)
+        self.z = encode_latents(self.vae, self.train, cache=work / "cache")
+
+    def fd(self, tr) -> float:
+        from effdata.metrics import frechet_distance
+        x = tr.sample(S["n_samples"], steps=S["sample_steps"], seed=1000, guidance_scale=S["guidance_scale"])
+        with torch.no_grad(): f = self.clf.features(x)
+        return float(frechet_distance(self.real, f))
+
+
+def trainer(st: Setup, seed: int, steps: int, selection=None, run=None):
+    from effdata.latent import LatentDDPMTrainer
+    return LatentDDPMTrainer(st.train, st.vae, st.cfg, latents=st.z, selection=selection, steps=steps, seed=seed,
+                             run=run, ckpt_every=10**9, progress=False)
+
+
+def full_run(st: Setup, seed: int, work: Path, S_: int | None) -> dict:
+    "Seed 0 (S_ None): train up the ladder until converged. Other seeds: train to S_; FD at p*S_ on the way."
+    if (r := done("full", seed=seed)): return r
+    cap = S["ladder"][-1] if S_ is None else S_
+    points = sorted(set().union(*[fd_points(s) for s in S["ladder"]])) if S_ is None else fd_points(S_)
+    import shutil
+    shutil.rmtree(work / f"full{seed}", ignore_errors=True)
+    tr = trainer(st, seed, cap, run=work / f"full{seed}")
+    curve, cpu, wall, converged, stop = [], 0.0, 0.0, None, cap
+    for p in points:
+        with Clock() as c: tr.fit(max_steps=p)
+        cpu += c.cpu; wall += c.wall
+        curve.append(dict(step=p, fd=st.fd(tr), cpu=cpu, wall=wall))
+        print(f"  full seed {seed} step {p}: FD {curve[-1]['fd']:.3f} ({cpu:.0f} s CPU)", flush=True)
+        if S_ is None and p in S["ladder"]:
+            back = next(c_ for c_ in curve if c_["step"] == round(0.75 * p))
+            change = abs(curve[-1]["fd"] - back["fd"]) / back["fd"]
+            if change < S["converge_tol"] or p == S["ladder"][-1]:
+                converged, stop = change < S["converge_tol"], p
+                break
+    return add(dict(kind="full", seed=seed, steps=stop, fd=curve[-1]["fd"], cpu_train=cpu, wall_train=wall,
+                    converged=converged, curve=curve))
+
+
+def subset_runs(st: Setup, seed: int, S_: int, work: Path):
+    from effdata.latent import latent_reweight
+    from effdata.selection import coreset, random_scores, select
+    for p in S["fractions"]:
+        steps = max(1, round(p * S_))
+        with Clock() as c:
+            core = coreset(st.train, p, score=S["score"], encoder=S["surrogate"], seed=seed, progress=False)
+        sel_cost = dict(cpu_selection=c.cpu, wall_selection=c.wall, seconds_features=core.info["seconds_features"],
+                        seconds_scoring=core.info["seconds_scoring"])
+        rnd = select(random_scores(len(st.train), seed), p, st.train.targets, seed=seed, info={"method": "random"})
+        for method in ("random", "gaussian", "gaussian+dro"):
+            if done("subset", seed=seed, fraction=p, method=method): continue
+            extra, sel = dict(cpu_selection=0.0, wall_selection=0.0, cpu_proxy=0.0, wall_proxy=0.0), rnd
+            if method != "random": extra.update(sel_cost); sel = core
+            if method == "gaussian+dro":
+                with Clock() as c:
+                    cw = latent_reweight(st.train, st.vae, work / f"full{seed}", st.cfg, selection=core, steps=S["dro_steps"],
+                                         latents=st.z, step_size=S["dro_step_size"], smoothing=S["dro_smoothing"], seed=seed,
+                                         progress=False)
+                extra.update(cpu_proxy=c.cpu, wall_proxy=c.wall, class_weights=cw.weights.round(4).tolist())
+                sel = cw.apply(core, st.train.targets)
+            tr = trainer(st, seed, steps, selection=sel)
+            with Clock() as c: tr.fit()
+            add(dict(kind="subset", seed=seed, fraction=p, method=method, steps=steps, fd=st.fd(tr), cpu_train=c.cpu,
+                     wall_train=c.wall, **extra))
+
+
+def summarise():
+    R = rows()
+    vae = next((r for r in R if r["kind"] == "vae"), None)
+    full = [r for r in R if r["kind"] == "full"]
+    subs = [r for r in R if r["kind"] == "subset"]
+    if not full: print("no full run yet"); return
+    S_ = full[0]["steps"]
+    fd_full = float(np.mean([r["fd"] for r in full])); cpu_full = float(np.mean([r["cpu_train"] for r in full]))
+    wall_full = float(np.mean([r["wall_train"] for r in full]))
+    def full_at(step): return float(np.mean([next(c["fd"] for c in r["curve"] if c["step"] == step) for r in full]))
+    mean = lambda xs: float(np.mean(xs)) if xs else None
+    table, agg = [], {}
+    for p in S["fractions"]:
+        for m in ("random", "gaussian", "gaussian+dro"):
+            rs = [r for r in subs if r["fraction"] == p and r["method"] == m]
+            if not rs: continue
+            cost = mean([r["cpu_train"] + r["cpu_selection"] + r["cpu_proxy"] for r in rs])
+            agg[(p, m)] = dict(fd=mean([r["fd"] for r in rs]), fd_std=float(np.std([r["fd"] for r in rs])), cost=cost,
+                               n=len(rs), speedup=cpu_full / cost)
+            a = agg[(p, m)]
+            table.append({"method": m, "p": p, "steps": rs[0]["steps"], "seeds": a["n"], "FD mean": a["fd"], "FD std": a["fd_std"],
+                          "FD / full(S)": a["fd"] / fd_full, "full FD at same steps": full_at(rs[0]["steps"]),
+                          "CPU s (train+sel+DRO)": cost, "full cost / row cost": a["speedup"]})
+    # the full runs' mean FD curve at the step counts every seed evaluated, against their mean CPU seconds
+    pts = fd_points(S_)
+    curve = [(float(np.mean([next(c["cpu"] for c in r["curve"] if c["step"] == st) for r in full])), full_at(st), st) for st in pts]
+    def full_cost_to(fd):
+        "CPU seconds the full run needs to reach `fd` (linear between evaluations; None if it never gets there by S)."
+        prev = None
+        for cpu, f, st in curve:
+            if f <= fd:
+                if prev is None: return cpu
+                c0, f0, _ = prev
+                return c0 + (cpu - c0) * (f0 - fd) / max(f0 - f, 1e-12)
+            prev = (cpu, f, st)
+        return None
+    for (p, m), a in agg.items():
+        c = full_cost_to(a["fd"])
+        a["speedup_vs_full_curve"] = None if c is None else c / a["cost"]
+    for row in table:
+        row["speed-up vs full curve at same FD"] = agg[(row["p"], row["method"])]["speedup_vs_full_curve"]
+    def best(m):
+        hits = [(agg[(p, m)]["speedup"], p) for p in S["fractions"] if (p, m) in agg
+                and agg[(p, m)]["fd"] <= fd_full * (1 + S["match_tolerance"])]
+        return max(hits) if hits else (None, None)
+    ratio = lambda a, b: {str(p): agg[(p, a)]["fd"] / agg[(p, b)]["fd"] for p in S["fractions"] if (p, a) in agg and (p, b) in agg}
+    sp, bp = best("gaussian+dro"); sp_g, bp_g = best("gaussian"); sp_r, bp_r = best("random")
+    seeds_done = sorted({r["seed"] for r in full})
+    res = dict(protocol="converged", dataset="mnist (17,435-image train subset), downsampled 28->16 (antialiased bilinear)",
+               seeds=seeds_done, settings=S, machine=machine(S["threads"]),
+               feature_classifier=S["classifier"],
+               full=dict(steps=S_, converged=full[0]["converged"], fd=fd_full, cpu_train=cpu_full, wall_train=wall_full,
+                         curve_seed0=full[0]["curve"]),
+               vae=vae, speedup_at_matched_fd=sp, speedup_best=dict(method="gaussian+dro", fraction=bp),
+               speedup_at_matched_fd_coreset_only=sp_g, speedup_coreset_only_best_fraction=bp_g,
+               speedup_at_matched_fd_random=sp_r,
+               fd_ratio_vs_random={"gaussian+dro": ratio("gaussian+dro", "random"), "gaussian": ratio("gaussian", "random")},
+               fd_ratio_vs_full_same_steps={m: {str(p): agg[(p, m)]["fd"] / full_at(round(p * S_)) for p in S["fractions"]
+                                                if (p, m) in agg} for m in ("random", "gaussian", "gaussian+dro")},
+               dro_fd_ratio=ratio("gaussian+dro", "gaussian"),
+               speedup_vs_full_curve={m: {str(p): agg[(p, m)]["speedup_vs_full_curve"] for p in S["fractions"] if (p, m) in agg}
+                                      for m in ("random", "gaussian", "gaussian+dro")},
+               goal="coreset + DRO within 10 % of the converged full FD at >= 3x less training, over 3 seeds",
+               goal_met=bool(sp is not None and sp >= 3 and len(seeds_done) >= 3),
+               rows=R)
+    r2 = lambda v: "none" if v is None else f"{v:.2f}"
+    vae_txt = (f"VAE (reported apart, shared by every run): {vae['steps']} steps, {vae['cpu_train']:.0f} s CPU training + "
+               f"{vae['cpu_encode']:.0f} s encoding the data once; test reconstruction MSE {vae['test_mse']:.4f}." if vae else "")
+    notes = (f"Converged full-data latent DM: S = {S_} steps ({'converged' if full[0]['converged'] else 'NOT converged'}: FD change "
+             f"over the last quarter {'<' if full[0]['converged'] else '>='} {S['converge_tol']:.0%}), mean FD {fd_full:.3f} over seeds "
+             f"{seeds_done}, {cpu_full:.0f} s CPU ({wall_full:.0f} s wall) each. Speed-up at matched FD (mean FD <= 1.10 x full), "
+             f"coreset + DRO: {r2(sp)} (p={bp}); coreset alone: {r2(sp_g)} (p={bp_g}); random: {r2(sp_r)} (p={bp_r}). "
+             f"'speed-up vs full curve at same FD': the full run's CPU seconds to reach the row's mean FD (read from the full "
+             f"runs' mean FD curve) over the row's cost; empty where the full run never got that low by S. "
+             f"Goal (>= 3x at matched FD, 3 seeds): {'met' if res['goal_met'] else 'NOT met'}. {vae_txt} "
+             f"FD features: {S['classifier']}, test accuracy {'%.1f %%' % (100 * Setup_acc[0]) if Setup_acc else 'n/a'}; FD of the real test images to the train "
+             f"images {'%.3f' % Setup_acc[1] if Setup_acc else 'n/a'} (a floor). "
+             f"CPU seconds at 1 torch thread (process_time); the machine was shared with other jobs.")
+    res["feature_classifier_test_acc"] = Setup_acc[0] if Setup_acc else None
+    res["fd_real_test_vs_train"] = Setup_acc[1] if Setup_acc else None
+    write("latent_pruning", res, "Pruning then reweighting a latent DM (VAE + DiT) on MNIST 16x16, converged protocol (CPU)",
+          table or [{"method": "-", "note": "no subset run yet"}], notes)
+
+
+Setup_acc: list = []
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--report", action="store_true", help="only rewrite results/latent_pruning.json/.md from the rows")
+    ap.add_argument("--work", default="/tmp/effdata_latent_bench", help="folder for the VAE, caches and run folders")
+    ap.add_argument("--seeds", type=int, nargs="+", default=S["seeds"])
+    args = ap.parse_args()
+    torch.set_num_threads(S["threads"])
+    work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
+    if (work / "clf_acc.json").exists(): Setup_acc[:] = json.loads((work / "clf_acc.json").read_text())
+    if args.report: summarise(); print((RESULTS / "latent_pruning.md").read_text()); return
+    st = Setup(work)
+    (work / "clf_acc.json").write_text(json.dumps([st.clf_acc, st.fd_real])); Setup_acc[:] = [st.clf_acc, st.fd_real]
+    print(f"feature net test accuracy {st.clf_acc:.4f}", flush=True)
+    S_ = (done("full", seed=0) or {}).get("steps")        # seed 0's full run fixes S for every other seed
+    if S_ is None and args.seeds[0] != 0: sys.exit("run seed 0 first: its full run decides the step count S")
+    for seed in args.seeds:
+        r = full_run(st, seed, work, S_)
+        S_ = S_ or r["steps"]
+        subset_runs(st, seed, S_, work)
+        summarise()
+    summarise()
+    print((RESULTS / "latent_pruning.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
