@@ -134,7 +134,7 @@ def _module_of(encoder) -> nn.Module | None:
 def encode(images, encoder: nn.Module | Callable, *, batch_size: int = 256, device=None, name: str = "images",
            progress: bool = False, processes: Processes | None = None) -> torch.Tensor:
     """`encoder` over `images` in batches (eval mode, no grad; tqdm bar if `progress`): `(N, D)` float32 features on
-    the CPU. With `processes` (`Processes.current()` under a launcher), each process encodes a contiguous block of
+    the CPU. With `processes` (`Processes`, its `current()` under a launcher), each process encodes a contiguous block of
     the batches and every process returns all the features, in order."""
     if not callable(encoder):
         raise TypeError(f"encoder is a {type(encoder).__name__}: pass an nn.Module or a callable mapping images to "

@@ -9,6 +9,7 @@ from effdata.at import (BOUNDARY, MART, OUTLIER, ROBUST, TRADES, AdvGlister, Adv
                         PGDAT, RandomSubset, StaticScore, _outer, evaluate_robustness, get_objective, get_strategy,
                         last_layer_grads, layer_inputs, logit_grads, nonneg_omp)
 from effdata.models import SmallCNN
+from effdata.train import Processes
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ class _Fake:
         self.model, self.pool, self.val, self.seed = model, pool, val, seed
         self.objective, self.select_batch_size, self.batch_size, self.device = PGDAT(steps=1), 200, 32, torch.device("cpu")
         self.optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        self.processes = Processes()          # one process (the scale-out tests run several)
 
 
 @pytest.mark.parametrize("strategy", [RandomSubset(), StaticScore("el2n"), StaticScore("loss"), AdvGradMatch(),
