@@ -25,8 +25,19 @@ __all__ = ['PRESETS', 'DiffusionConfig', 'get_config', 'make_unet', 'make_schedu
            'draw_noise', 'denoising_loss', 'step_generator', 'ema_update', 'DDPMTrainer', 'sample', 'image_grid']
 
 # %% ../nbs/11_diffusion.ipynb #ac1c1b32
+class _Fields:
+    "`to_dict` and a field-checked `replace` for the frozen config dataclasses (DiffusionConfig, latent.LatentConfig)."
+    def to_dict(self) -> dict: return dataclasses.asdict(self)
+    def replace(self, **changes):
+        "A copy with `changes` (field names checked)."
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not {type(self).__name__} field(s); the fields are "
+                             f"{', '.join(f.name for f in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
+
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(_Fields):
     "Everything that decides a DDPM: image shape, U-Net, noise schedule, training recipe."
     name: str = "custom"
     dataset: str | None = None                        # the dataset the preset is made for (informational)
@@ -97,14 +108,6 @@ class DiffusionConfig:
     def resolutions(self) -> tuple[int, ...]:
         "The feature-map size at each U-Net level."
         return tuple(self.image_size // 2 ** i for i in range(len(self.block_out_channels)))
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
-    def replace(self, **changes) -> "DiffusionConfig":
-        "A copy with `changes` (field names checked)."
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not DiffusionConfig field(s); the fields are "
-                             f"{', '.join(f.name for f in dataclasses.fields(self))}")
-        return dataclasses.replace(self, **changes)
 
 _SMALL = dict(dropout=0.0, norm_num_groups=8, lr=2e-3, warmup_steps=100, batch_size=64, ema_decay=0.999)
 PRESETS: dict[str, DiffusionConfig] = {
@@ -278,14 +281,13 @@ class DDPMTrainer(Trainer):
             raise ValueError(f"steps={steps!r} with dynamic={kw['dynamic']!r}: dynamic pruning runs whole epochs and saves steps "
                              f"within them; pass epochs= (e.g. the full-data run's epochs) instead of steps=")
         if steps is None and epochs is None: steps = cfg.train_steps
-        if steps is not None and kw.get("dynamic") is not None:    # the config's budget, as whole epochs
-            epochs, steps = math.ceil(steps / math.ceil((len(selection) if selection is not None else len(data)) / kw.get("batch_size", cfg.batch_size))), None
         if steps is not None:
             steps = check_count(steps, "steps", what="the number of optimisation steps")
             bs = kw.get("batch_size", cfg.batch_size)
             check_count(bs, "batch_size")
             n_train = len(selection) if selection is not None else len(data)
             epochs = math.ceil(steps / math.ceil(n_train / bs))
+            if kw.get("dynamic") is not None: steps = None        # the config's budget, as whole epochs
         if unet is None:
             seed_everything(seed); unet = make_unet(cfg)
         _check_images(torch.empty(1, *(cfg.shape if inputs is not None else data.shape)), unet, name="data")

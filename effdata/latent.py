@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -20,7 +19,7 @@ from torch import nn
 
 from .core import atomic_write, check_count, check_number, get_device, seed_everything
 from .data import ImageDataset, Selection, _describe, provenance
-from .diffusion import (DDPMTrainer, DiffusionConfig, make_unet, sample, step_generator, to_model_range,
+from .diffusion import (DDPMTrainer, DiffusionConfig, _Fields, make_unet, sample, step_generator, to_model_range,
                                from_model_range)
 from .features import dataset_key, encode, encoder_key
 from .reweighting import ClassWeights, DROTrainer
@@ -34,7 +33,7 @@ __all__ = ['LATENT_PRESETS', 'LatentConfig', 'get_latent_config', 'fit_size', 'm
 
 # %% ../nbs/13_latent.ipynb #e4167c13
 @dataclass(frozen=True)
-class LatentConfig:
+class LatentConfig(_Fields):
     "Everything that decides a latent DM: image size, the VAE, the denoiser (DiT or U-Net), guidance, the DDPM recipe."
     name: str = "custom"
     image_size: int | None = None                  # resize the data to this side first (None: as it is)
@@ -87,14 +86,6 @@ class LatentConfig:
         check_number(self.vae_lr, "vae_lr", low_ok=False, example="1e-3")
     @property
     def factor(self) -> int: return 2 ** (len(self.vae_channels) - 1)
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
-    def replace(self, **changes) -> "LatentConfig":
-        "A copy with `changes` (field names checked)."
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not LatentConfig field(s); the fields are "
-                             f"{', '.join(f.name for f in dataclasses.fields(self))}")
-        return dataclasses.replace(self, **changes)
     def diffusion_config(self, latent_shape, num_classes: int) -> DiffusionConfig:
         "The `DiffusionConfig` of the DDPM on latents of `latent_shape` (C, h, w): no clipping, class-conditional."
         c, h, w = latent_shape
