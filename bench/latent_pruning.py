@@ -44,11 +44,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine, write  # noqa: E402
 
-S = dict(dataset="mnist", image_size=16, preset="mnist16_dit", vae_steps=1000, ladder=[800, 1200, 1600, 2400],
+S = dict(dataset="mnist", image_size=16, preset="mnist16_dit", vae_steps=1000, ladder=[3200, 4800, 6400, 9600, 12800, 16000],
          converge_tol=0.02, fractions=[0.1, 0.2, 0.3, 0.5], seeds=[0, 1, 2], surrogate="pixels", score="gaussian",
          dro_steps=100, dro_step_size=1.0, dro_smoothing=1e-3, n_samples=500, sample_steps=20, guidance_scale=1.0,
          match_tolerance=0.10, classifier="SmallCNN(width=32), 2 epochs, train split", threads=1)
 ROWS = RESULTS / "latent_pruning.jsonl"
+# the first run (ladder 800-2400, capped at 2400 steps unconverged) is kept in results/latent_pruning_s2400.jsonl
 
 
 class Clock:
@@ -118,34 +119,47 @@ class Setup:
         return float(frechet_distance(self.real, f))
 
 
-def trainer(st: Setup, seed: int, steps: int, selection=None, run=None):
+def trainer(st: Setup, seed: int, steps: int, selection=None, run=None, resume=False):
     from effdata.latent import LatentDDPMTrainer
     return LatentDDPMTrainer(st.train, st.vae, st.cfg, latents=st.z, selection=selection, steps=steps, seed=seed,
-                             run=run, ckpt_every=10**9, progress=False)
+                             run=run, resume=resume, ckpt_every=10**9, progress=False)
 
 
 def full_run(st: Setup, seed: int, work: Path, S_: int | None) -> dict:
-    "Seed 0 (S_ None): train up the ladder until converged. Other seeds: train to S_; FD at p*S_ on the way."
+    """Seed 0 (S_ None): train up the ladder until converged. Other seeds: train to S_; FD at p*S_ on the way.
+    Resumable: the run folder keeps a checkpoint at every FD point and `curve.json` the readings so far."""
     if (r := done("full", seed=seed)): return r
     cap = S["ladder"][-1] if S_ is None else S_
     points = sorted(set().union(*[fd_points(s) for s in S["ladder"]])) if S_ is None else fd_points(S_)
-    import shutil
-    shutil.rmtree(work / f"full{seed}", ignore_errors=True)
-    tr = trainer(st, seed, cap, run=work / f"full{seed}")
-    curve, cpu, wall, converged, stop = [], 0.0, 0.0, None, cap
+    run, side = work / f"full{seed}", work / f"full{seed}.curve.json"
+    resume = side.exists() and (run / "checkpoints").exists()
+    if not resume:
+        import shutil
+        shutil.rmtree(run, ignore_errors=True); side.unlink(missing_ok=True)
+    tr = trainer(st, seed, cap, run=run, resume=resume)
+    curve = [c for c in json.loads(side.read_text()) if c["step"] <= tr.step] if resume else []
+    cpu, wall = (curve[-1]["cpu"], curve[-1]["wall"]) if curve else (0.0, 0.0)
+    if resume: print(f"  full seed {seed}: resumed at step {tr.step} ({len(curve)} FD readings)", flush=True)
+    converged, stop = None, cap
     for p in points:
-        with Clock() as c: tr.fit(max_steps=p)
-        cpu += c.cpu; wall += c.wall
-        curve.append(dict(step=p, fd=st.fd(tr), cpu=cpu, wall=wall))
-        print(f"  full seed {seed} step {p}: FD {curve[-1]['fd']:.3f} ({cpu:.0f} s CPU)", flush=True)
+        if curve and p <= curve[-1]["step"]:
+            c_ = curve[-1]
+        else:
+            with Clock() as c: tr.fit(max_steps=p)
+            cpu += c.cpu; wall += c.wall
+            curve.append(dict(step=p, fd=st.fd(tr), cpu=cpu, wall=wall))
+            side.write_text(json.dumps(curve))
+            print(f"  full seed {seed} step {p}: FD {curve[-1]['fd']:.3f} ({cpu:.0f} s CPU)", flush=True)
         if S_ is None and p in S["ladder"]:
+            now = next(c_ for c_ in curve if c_["step"] == p)
             back = next(c_ for c_ in curve if c_["step"] == round(0.75 * p))
-            change = abs(curve[-1]["fd"] - back["fd"]) / back["fd"]
+            change = abs(now["fd"] - back["fd"]) / back["fd"]
             if change < S["converge_tol"] or p == S["ladder"][-1]:
                 converged, stop = change < S["converge_tol"], p
                 break
-    return add(dict(kind="full", seed=seed, steps=stop, fd=curve[-1]["fd"], cpu_train=cpu, wall_train=wall,
-                    converged=converged, curve=curve))
+    curve = [c_ for c_ in curve if c_["step"] <= stop]
+    return add(dict(kind="full", seed=seed, steps=stop, fd=curve[-1]["fd"], cpu_train=curve[-1]["cpu"],
+                    wall_train=curve[-1]["wall"], converged=converged, curve=curve))
 
 
 def subset_runs(st: Setup, seed: int, S_: int, work: Path):

@@ -551,7 +551,8 @@ def cmd_mpt(args):
     from effdata.core import save_figure
     import plotly.graph_objects as go
     import torch
-    from effdata.mpt import PackedNet, export_packed, train_mpt
+    from effdata.mpt import train_mpt
+    from effdata.packed import PackedNet, export_packed
     run = _start_run(args)
     train = _load(args, "train"); test = _load(args, "test")
     overrides = {k: v for k, v in dict(mode="global" if args.global_threshold else args.mode, refresh_every=args.refresh_every,

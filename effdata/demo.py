@@ -218,7 +218,8 @@ def _timed(f, x, repeat: int = 21) -> float:
 
 def stage_mpt(train, test, run: Path, size: dict, progress: Progress, *, seed=0, device=None, resume=False):
     "Multi-prize tickets (MPT-1/1: binary weights and activations) of an MLP at several kept fractions; packed vs float inference."
-    from effdata.mpt import PackedNet, build, dense_bytes, export_packed, plot_sweep, train_mpt
+    from effdata.mpt import build, plot_sweep, train_mpt
+    from effdata.packed import PackedNet, dense_bytes, export_packed
     import plotly.graph_objects as go
     stage = run/"mpt"
     epochs, kepts = size["mpt_epochs"], size["mpt_kepts"]
