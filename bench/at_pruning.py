@@ -33,7 +33,8 @@ choice (recorded in the result as `tuned`), or the defaults (cosine, R = 2, warm
 
 Time: process CPU time with one torch thread (selection counted, evaluation not) and wall-clock, both recorded;
 speed-ups are ratios of mean CPU times over the seeds. Rows are appended to a jsonl as each finishes and skipped on
-restart; an interrupted row resumes from its last epoch checkpoint (run folders under `--workdir`).
+restart; an interrupted row resumes from its last epoch checkpoint (run folders under `--workdir`; the full PGD-AT
+runs keep a checkpoint per epoch, about 1 GB in all at 30 epochs and 3 seeds).
 
 Cost, measured (`--smoke` writes it to bench/results/at_pruning_smoke.json, `cost_estimate`): one PGD-10 training
 step costs 0.038 CPU s per image with PreActResNet18(width=16) and 0.0086 s with LeNet5 (one torch thread, this
@@ -351,6 +352,9 @@ def report(rows, a, name, extra=None):
         ref = next((r for r in rows if r["stage"] == "reference" and r["setting"] == s), None)
         if ref: block["reference"] = {k: ref[k] for k in ("model", "clean_acc", "pgd20_acc")}
         res["settings"][s] = block
+    if not res["settings"]:
+        raise SystemExit(f"no main rows for {a.settings} in {RESULTS / (name + '.jsonl')}: nothing to report "
+                         f"(bench/results/{name}.json is left as it is)")
     c = res["settings"].get("cifar10") or next(iter(res["settings"].values()), {})
     sm = c.get("summary", {})
     g = lambda k, f: (sm.get(k) or {}).get(f)
