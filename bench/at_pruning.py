@@ -336,7 +336,7 @@ def summarize(rows, setting, a) -> dict:
 
 def report(rows, a, name, extra=None):
     res = {"protocol": "issue 13", "epochs": a.epochs, "seeds": a.seeds, "settings": {}, "paper": PAPER,
-           "config": {"val_fraction": a.val_fraction, "lr": a.lr, "fast_lr": a.fast_lr, "fractions": a.fractions,
+           "config": {"epochs": a.epochs, "val_fraction": a.val_fraction, "lr": a.lr, "fast_lr": a.fast_lr, "fractions": a.fractions,
                       "strategies": a.strategies, "conv_tol_points": a.conv_tol, "eval": "PGD-20 step eps/4",
                       "bullettrain": "paper rule: robust_share 0.4, outlier_share 0.1, warmup 1 epoch; fixed rule: "
                                      "robust_margin 0.5, outliers unattacked"},
@@ -362,7 +362,8 @@ def report(rows, a, name, extra=None):
                speedup_bullettrain=g("pgd +BT(paper)", "speedup"), robust_acc_drop_bullettrain=g("pgd +BT(paper)", "robust_acc_drop"),
                speedup_trades=g("trades", "speedup"), speedup_trades_bullettrain=g("trades +BT(paper)", "speedup"),
                fast_at=c.get("fast_at"), vs_fast_at=c.get("vs_fast_at"), gradmatch_vs_random=c.get("gradmatch_vs_random"),
-               full=c.get("full"), summary=sm)
+               full=c.get("full"), summary=sm, dataset=c.get("dataset"), model=c.get("model"), rows=c.get("rows", []),
+               pgd_vs_torchattacks=(res.get("torchattacks") or {}).get("pgd_vs_torchattacks"))
     table = []
     for s, b in res["settings"].items():
         conv = b["convergence"]
