@@ -22,8 +22,8 @@ from .models import check_classifier
 from .train import Processes, Trainer
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'OUTLIER', 'ROBUST', 'BOUNDARY', 'STRATEGIES', 'Objective', 'PGDAT', 'FastAT', 'TRADES', 'MART',
-           'get_objective', 'BulletTrain', 'last_linear', 'layer_inputs', 'logit_grads', 'last_layer_grads',
+__all__ = ['OBJECTIVES', 'OUTLIER', 'ROBUST', 'BOUNDARY', 'BT_RULES', 'STRATEGIES', 'Objective', 'PGDAT', 'FastAT', 'TRADES',
+           'MART', 'get_objective', 'BulletTrain', 'last_linear', 'layer_inputs', 'logit_grads', 'last_layer_grads',
            'nonneg_omp', 'SubsetStrategy', 'RandomSubset', 'StaticScore', 'AdvGradMatch', 'AdvGlister', 'get_strategy',
            'evaluate_robustness', 'ATTrainer', 'read_run_curves', 'PruningExplorer']
 
@@ -95,34 +95,66 @@ def get_objective(name, **kw) -> Objective:
 
 # %% ../nbs/21_at.ipynb #3d3aefbf
 OUTLIER, ROBUST, BOUNDARY = 0, 1, 2
+BT_RULES = ("paper", "fixed")
+
+def _margins(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    "Probability margin p_y - max_{k != y} p_k of each row of logits `z`."
+    p = F.softmax(z.float(), 1)
+    true = p.gather(1, y[:, None]).squeeze(1)
+    return true - p.masked_fill(F.one_hot(y, p.shape[1]).bool(), -1).amax(1)
 
 class BulletTrain:
-    "Per-example attack budgets from the clean forward pass: outliers none, robust cheap, boundary full."
-    def __init__(self, robust_margin: float = 0.5):
+    """Per-example attack budgets from one clean forward pass. `rule='paper'` (default, Hua et al.): margins against
+    the batch's quantiles, the top `robust_share` (if correct) cheap, the bottom `outlier_share` (if misclassified)
+    cheap too, the rest full, and full attacks for everyone during the first `warmup` epochs. `rule='fixed'` (the
+    earlier rule of this package): outliers (m < 0) not attacked, m > `robust_margin` cheap, the rest full, no warm-up."""
+    def __init__(self, rule: str = "paper", *, robust_share: float = 0.4, outlier_share: float = 0.1,
+                 warmup: int | None = None, robust_margin: float = 0.5):
+        if rule not in BT_RULES: raise ValueError(f"rule={rule!r}: use 'paper' (batch quantiles, Hua et al.) or 'fixed' (margin thresholds)")
+        check_number(robust_share, "robust_share", high=1.0, example="robust_share=0.4 (the share of a batch that may get the cheap attack as robust)")
+        check_number(outlier_share, "outlier_share", high=1.0, example="outlier_share=0.1")
+        if robust_share + outlier_share > 1:
+            raise ValueError(f"robust_share={robust_share} + outlier_share={outlier_share} > 1: the two tails of a batch cannot overlap")
         if not 0 <= robust_margin <= 1: raise ValueError(f"robust_margin={robust_margin!r}: a probability margin in [0, 1]")
-        self.robust_margin = robust_margin
+        warmup = (1 if rule == "paper" else 0) if warmup is None else check_count(warmup, "warmup", 0, "warmup=1 (epochs of full attacks first)")
+        self.rule, self.robust_share, self.outlier_share, self.warmup, self.robust_margin = rule, robust_share, outlier_share, warmup, robust_margin
+
+    def groups_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        "OUTLIER (0), ROBUST (1) or BOUNDARY (2) per example, from its clean logits."
+        m = _margins(z, y)
+        g = torch.full_like(y, BOUNDARY)
+        if self.rule == "fixed":
+            g[m < 0] = OUTLIER; g[m > self.robust_margin] = ROBUST
+            return g
+        lo = torch.quantile(m, self.outlier_share) if self.outlier_share > 0 else m.min() - 1
+        hi = torch.quantile(m, 1 - self.robust_share) if self.robust_share > 0 else m.max() + 1
+        g[(m <= lo) & (m < 0)] = OUTLIER; g[(m >= hi) & (m > 0)] = ROBUST
+        return g
 
     @torch.no_grad()
     def groups(self, model: nn.Module, x, y) -> torch.Tensor:
-        "OUTLIER (0), ROBUST (1) or BOUNDARY (2) per example."
-        with eval_mode(model): p = F.softmax(model(x), 1)
-        true = p.gather(1, y[:, None]).squeeze(1)
-        other = p.masked_fill(F.one_hot(y, p.shape[1]).bool(), -1).amax(1)
-        m = true - other
-        g = torch.full_like(y, BOUNDARY)
-        g[m < 0] = OUTLIER; g[m > self.robust_margin] = ROBUST
-        return g
+        "OUTLIER (0), ROBUST (1) or BOUNDARY (2) per example, from a clean eval-mode forward pass of `model`."
+        with eval_mode(model): return self.groups_from_logits(model(x), y)
 
-    def perturb(self, objective: Objective, model, x, y, attack=None, cheap=None) -> tuple[torch.Tensor, torch.Tensor]:
-        "Adversarial batch with per-group attacks, and the groups."
-        g = self.groups(model, x, y)
+    def budgets(self) -> dict[int, str]:
+        "The attack each group gets: 'full', 'cheap' or 'none'."
+        return {OUTLIER: "none" if self.rule == "fixed" else "cheap", ROBUST: "cheap", BOUNDARY: "full"}
+
+    def perturb(self, objective: Objective, model, x, y, attack=None, cheap=None, epoch: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        "Adversarial batch with per-group attacks, and the groups (all BOUNDARY while `epoch` < `warmup`)."
+        if epoch is not None and epoch < self.warmup: g = torch.full_like(y, BOUNDARY)
+        else: g = self.groups(model, x, y)
+        atk = {"full": attack or objective.attack(), "cheap": cheap or objective.cheap_attack(), "none": None}
         x_adv = x.clone()
-        for grp, atk in ((ROBUST, cheap or objective.cheap_attack()), (BOUNDARY, attack or objective.attack())):
+        for grp, kind in self.budgets().items():
             m = g == grp
-            if m.any(): x_adv[m] = atk(model, x[m], y[m])
+            if atk[kind] is not None and m.any(): x_adv[m] = atk[kind](model, x[m], y[m])
         return x_adv, g
 
-    def __repr__(self): return f"BulletTrain(robust_margin={self.robust_margin})"
+    def __repr__(self):
+        if self.rule == "fixed": return f"BulletTrain(rule='fixed', robust_margin={self.robust_margin}, warmup={self.warmup})"
+        return f"BulletTrain(rule='paper', robust_share={self.robust_share}, outlier_share={self.outlier_share}, warmup={self.warmup})"
 
 # %% ../nbs/21_at.ipynb #8b6abe33
 def last_linear(model: nn.Module) -> nn.Linear:
@@ -391,13 +423,14 @@ class ATTrainer(Trainer):
     "Adversarial training with an objective, optional BulletTrain, and optional dynamic data pruning."
     def __init__(self, model: nn.Module, data: ImageDataset, *, objective: str | Objective = "pgd",
                  eps: float | None = None, alpha: float | None = None, steps: int | None = None, beta: float | None = None,
-                 bullettrain: bool | BulletTrain = False, subset: str | SubsetStrategy | None = None,
+                 bullettrain: bool | str | BulletTrain = False, subset: str | SubsetStrategy | None = None,
                  fraction: float = 1.0, every: int = 20, warm: int | None = None, kappa: float = 0.5,
                  val_fraction: float = 0.1, eval_data: ImageDataset | None = None, eval_every: int = 1,
                  eval_limit: int | None = 500, select_batch_size: int = 512, **kw):
         self.objective = get_objective(objective, eps=eps, alpha=alpha, steps=steps, beta=beta)
         self.attack = self.objective.attack()
-        self.bullettrain = BulletTrain() if bullettrain is True else (bullettrain or None)
+        self.bullettrain = (BulletTrain() if bullettrain is True else BulletTrain(bullettrain) if isinstance(bullettrain, str)
+                            else (bullettrain or None))
         self.strategy = get_strategy(subset) if subset is not None else None
         self.fraction = check_fraction(fraction)
         check_count(every, "every", what="how often to re-select, in epochs")
@@ -471,7 +504,8 @@ class ATTrainer(Trainer):
         x, y = batch.x, batch.y
         logs = {}
         if self.bullettrain is not None:
-            x_adv, g = self.bullettrain.perturb(self.objective, self.model, x, y, attack=self.attack)
+            x_adv, g = self.bullettrain.perturb(self.objective, self.model, x, y, attack=self.attack,
+                                                epoch=self.position(self.step)[0])
             logs = {f"share_{n}": (g == i).float().mean().item() for i, n in enumerate(("outlier", "robust", "boundary"))}
         else:
             self.attack.rows = self.rows   # several processes: random starts drawn for the global batch, then sliced
@@ -489,13 +523,13 @@ class ATTrainer(Trainer):
 
     def on_epoch_end(self, epoch):
         if self.eval_data is None or ((epoch + 1) % self.eval_every and epoch + 1 != self.epochs): return {}
-        secs = self.train_seconds(); t0, c0 = time.perf_counter(), time.process_time()
+        secs, cpu = self.train_seconds(), self.train_cpu_seconds(); t0, c0 = time.perf_counter(), time.process_time()
         ev = evaluate_robustness(self.model, self.eval_data, eps=self.objective.eps, limit=self.eval_limit)
         dt = time.perf_counter() - t0; self.seconds_eval += dt
         if self._t0: self._t0 += dt; self._c0 += time.process_time() - c0   # evaluation is not training time
         ev = {"eval_" + k: v for k, v in ev.items()}
-        self.curve.append(dict(epoch=epoch + 1, step=self.step, seconds=secs, **ev))
-        return {**ev, "train_seconds": secs}
+        self.curve.append(dict(epoch=epoch + 1, step=self.step, seconds=secs, cpu_seconds=cpu, **ev))
+        return {**ev, "train_seconds": secs, "train_cpu_seconds": cpu}
 
     def fit(self, max_steps=None):
         self._t0, self._c0 = time.perf_counter(), time.process_time()

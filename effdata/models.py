@@ -20,8 +20,8 @@ from .data import DATASETS, ImageDataset, Loader, data_root, _root_origin
 
 # %% auto #0
 __all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'MNIST_MEAN', 'MNIST_STD', 'ZOO', 'seeded', 'Normalize', 'CifarCNN', 'TutorialNet',
-           'LeNet5', 'SmallCNN', 'MLP', 'cifar_resnet18', 'count_params', 'expects', 'check_input', 'check_classifier',
-           'predict', 'ZooEntry', 'pretrained']
+           'LeNet5', 'SmallCNN', 'MLP', 'cifar_resnet18', 'PreActBlock', 'PreActResNet18', 'count_params', 'expects',
+           'check_input', 'check_classifier', 'predict', 'ZooEntry', 'pretrained']
 
 # %% ../nbs/02_models.ipynb #0e20ea51
 @contextlib.contextmanager
@@ -131,6 +131,41 @@ def cifar_resnet18(num_classes: int = 10, mean=CIFAR10_MEAN, std=CIFAR10_STD, se
         net = resnet18(num_classes=num_classes)
         net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); net.maxpool = nn.Identity()
     return nn.Sequential(Normalize(mean, std), net)
+
+# %% ../nbs/02_models.ipynb #a7e1b2c3
+class PreActBlock(nn.Module):
+    "Pre-activation basic block (He et al. 2016): BN-ReLU-conv twice, identity (or 1x1 conv) shortcut."
+    def __init__(self, a: int, b: int, stride: int = 1):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(a), nn.Conv2d(a, b, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(b), nn.Conv2d(b, b, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(a, b, 1, stride, bias=False) if stride != 1 or a != b else None
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        sc = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        return self.conv2(F.relu(self.bn2(out))) + sc
+
+class PreActResNet18(nn.Module):
+    """PreAct-ResNet-18, the network of the adversarial-training literature (Wong et al.'s Fast AT, Rice et al.):
+    a 3x3 stem, four stages of two pre-activation blocks (`width`, 2, 4, 8 x `width` channels; 64 is the standard
+    11 M-parameter net, smaller widths fit a CPU), BN-ReLU, global average pooling, a linear head. Normalisation inside."""
+    def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                 seed: int | None = 0):
+        super().__init__()
+        check_count(width, "width", 1, "width=64 (the standard PreAct-ResNet-18; 16 for a CPU)")
+        self.norm = Normalize(mean, std) if mean is not None else nn.Identity()
+        w = [width, 2 * width, 4 * width, 8 * width]
+        with seeded(seed):
+            self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+            blocks, a = [], width
+            for b, s in zip(w, (1, 2, 2, 2)): blocks += [PreActBlock(a, b, s), PreActBlock(b, b)]; a = b
+            self.body = nn.Sequential(*blocks)
+            self.bn = nn.BatchNorm2d(a)
+            self.head = nn.Linear(a, num_classes)
+    def features(self, x):
+        return F.adaptive_avg_pool2d(F.relu(self.bn(self.body(self.stem(self.norm(x))))), 1).flatten(1)
+    def forward(self, x): return self.head(self.features(x))
 
 # %% ../nbs/02_models.ipynb #e4e00788
 def count_params(model: nn.Module) -> int:

@@ -160,7 +160,7 @@ def _accelerator(accelerator, mixed_precision: str | None, device):
 class NonFiniteLossError(FloatingPointError, ValueError):
     "The loss became NaN or infinite: the run stops before that step changes the weights."
 
-OPTIMIZERS, SCHEDULES = ("sgd", "adam", "adamw"), ("constant", "cosine", "step")
+OPTIMIZERS, SCHEDULES = ("sgd", "adam", "adamw"), ("constant", "cosine", "step", "cyclic")
 
 def make_optimizer(params, name: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4):
     "SGD (Nesterov momentum) or Adam/AdamW by name."
@@ -175,7 +175,8 @@ def make_optimizer(params, name: str = "sgd", lr: float = 0.1, momentum: float =
     if name == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int = 0):
-    "Learning-rate schedule by name: 'constant', 'cosine' or 'step' (x0.1 at 50 % and 75 %), after linear warm-up."
+    """Learning-rate schedule by name, after linear warm-up: 'constant', 'cosine', 'step' (x0.1 at 50 % and 75 %) or
+    'cyclic' (one cycle, as Wong et al.'s Fast AT: from 0 linearly up to `lr` at mid-training, then down to 0)."""
     if name not in SCHEDULES: raise ValueError(f"schedule={name!r}: use {', '.join(map(repr, SCHEDULES))}")
     warmup_steps = check_count(warmup_steps, "warmup_steps", 0, "warmup_steps=0")
     def f(step):
@@ -184,7 +185,8 @@ def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int = 0)
         if name == "constant": return 1.0
         if name == "cosine": return 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
         if name == "step": return 0.1 ** ((p >= 0.5) + (p >= 0.75))
-        raise ValueError(f"schedule={name!r}: use 'constant', 'cosine' or 'step'")
+        if name == "cyclic": return max(0.0, 1 - abs(2 * p - 1))
+        raise ValueError(f"schedule={name!r}: use {', '.join(map(repr, SCHEDULES))}")
     f(0)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
 

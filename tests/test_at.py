@@ -103,14 +103,67 @@ def test_bullettrain_groups_and_budgets():
     with torch.no_grad(): m.f.weight.copy_(torch.tensor([[10., 0, 0, 0], [0, 10., 0, 0], [0, 0, 10., 0]]))
     x = torch.tensor([[1., 0, 0, 0], [0, 1., 0, 0], [0.5, 0.45, 0, 0]]).view(3, 1, 2, 2)
     y = torch.tensor([0, 0, 0])             # robust, outlier, boundary
-    bt = BulletTrain(0.5)
+    bt = BulletTrain("fixed", robust_margin=0.5)
     assert bt.groups(m, x, y).tolist() == [ROBUST, OUTLIER, BOUNDARY]
     xa, g = bt.perturb(PGDAT(eps=0.1, alpha=0.05, steps=2), m, x, y)
     assert torch.equal(xa[1], x[1])                      # outliers are not attacked
     assert (xa[0] != x[0]).any() and (xa[2] != x[2]).any()
     assert (xa - x).abs().max() <= 0.1 + 1e-6
     with pytest.raises(ValueError, match="robust_margin=2"):
-        BulletTrain(2)
+        BulletTrain("fixed", robust_margin=2)
+    with pytest.raises(ValueError, match="rule=0.5"):
+        BulletTrain(0.5)
+
+
+def test_bullettrain_paper_rule_quantiles_and_outliers():
+    # margins of the hand-made batch (label 0): 0.9997, 0.864, 0.083, -0.178, -0.9997, -0.9997, 0.987, 0.035
+    z = torch.tensor([[9., 0, 0], [3, 0, 0], [1, 0.8, 0], [0, 0.5, 0], [0, 9, 0], [0, 0, 9], [5, 0, 0], [0.2, 0, 0.1]])
+    y = torch.zeros(8, dtype=torch.long)
+    bt = BulletTrain(robust_share=0.25, outlier_share=0.25)
+    assert bt.groups_from_logits(z, y).tolist() == [ROBUST, BOUNDARY, BOUNDARY, BOUNDARY, OUTLIER, OUTLIER, ROBUST, BOUNDARY]
+    # a quantile tail only counts when its sign agrees: all correct -> no outliers; all wrong -> no robust
+    assert OUTLIER not in bt.groups_from_logits(z[[0, 1, 2, 6, 7]], y[:5]).tolist()
+    wrong = (z.argmax(1) + 1) % 3
+    assert ROBUST not in bt.groups_from_logits(z, wrong).tolist()
+    assert BulletTrain().budgets() == {OUTLIER: "cheap", ROBUST: "cheap", BOUNDARY: "full"}
+    assert BulletTrain("fixed").budgets()[OUTLIER] == "none"
+    assert BulletTrain().warmup == 1 and BulletTrain("fixed").warmup == 0
+    # outliers get the cheap attack: their images move, within eps
+    lin = nn.Linear(12, 3, bias=False)
+    with torch.no_grad(): lin.weight.copy_(torch.eye(3, 12) * 10)
+    net = nn.Sequential(nn.Flatten(), lin)
+    x = torch.zeros(4, 3, 2, 2); x[0, 0, 0, 0] = 1; x[1, 0, 0, 1] = 1; x[2, 0, 0, 0] = 0.5; x[2, 0, 0, 1] = 0.45
+    x[3, 0, 0, :] = 0.3; x[3, 0, 1, 0] = 0.3
+    yy = torch.zeros(4, dtype=torch.long)
+    xa, g = BulletTrain(robust_share=0.25, outlier_share=0.25).perturb(PGDAT(eps=0.1, alpha=0.05, steps=2), net, x, yy, epoch=1)
+    assert g.tolist() == [ROBUST, OUTLIER, BOUNDARY, BOUNDARY]
+    assert (xa != x).flatten(1).any(1).all() and (xa - x).abs().max() <= 0.1 + 1e-6
+    _, g0 = BulletTrain(warmup=2).perturb(PGDAT(eps=0.1, alpha=0.05, steps=2), net, x, yy, epoch=1)
+    assert g0.tolist() == [BOUNDARY] * 4                   # warm-up: full attacks for everyone
+    with pytest.raises(ValueError, match="cannot overlap"):
+        BulletTrain(robust_share=0.7, outlier_share=0.4)
+
+
+def test_bullettrain_in_training_warmup_then_groups(cifar, tmp_path):
+    from effdata.core import read_metrics
+    t = ATTrainer(small(), cifar.subset(range(128)), objective="pgd", steps=2, bullettrain="paper", epochs=2, batch_size=64,
+                  lr=0.05, progress=False, seed=0, log_every=1, run=tmp_path / "bt").fit()
+    shares = [(r["epoch"], r["share_boundary"]) for r in read_metrics(tmp_path / "bt" / "metrics.jsonl") if "share_boundary" in r]
+    assert [e for e, _ in shares] == [0, 0, 1, 1]
+    assert all(b == 1.0 for e, b in shares if e == 0)                    # warm-up epoch: everyone full
+    assert all(b < 1.0 for e, b in shares if e == 1)                     # then the quantile groups
+    assert repr(t.bullettrain).startswith("BulletTrain(rule='paper'") and t.config["bullettrain"] == repr(t.bullettrain)
+
+
+def test_fast_at_with_cyclic_lr(cifar):
+    t = ATTrainer(small(), cifar.subset(range(128)), objective="fast", schedule="cyclic", epochs=2, batch_size=32, lr=0.2,
+                  progress=False, seed=0)
+    lrs = []
+    t.after_step = lambda: lrs.append(t.optimizer.param_groups[0]["lr"])
+    t.fit()
+    assert len(lrs) == 8 and max(lrs) == pytest.approx(0.2) and lrs.index(max(lrs)) == 3   # peak at mid-training
+    assert lrs[-1] == pytest.approx(0.0) and lrs[0] == pytest.approx(0.05)
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
 
 
 def test_adversarial_training_makes_a_robust_model(data_root):
