@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -29,19 +30,28 @@ from .models import check_classifier, count_params
 from .train import Trainer
 
 # %% auto #0
-__all__ = ['SETTINGS', 'AUGMENTATIONS', 'METRICS', 'get_setting', 'DnCNN', 'check_pair', 'AdvPairs', 'load_victim', 'pairs_key',
-           'build_pairs', 'augment_pair', 'red_objective', 'REDTrainer', 'load_denoiser', 'red_outputs', 'evaluate_red',
-           'summarize', 'REDExplorer']
+__all__ = ['L1_REDUCTIONS', 'SETTINGS', 'AUGMENTATIONS', 'METRICS', 'check_l1', 'get_setting', 'DnCNN', 'check_pair', 'AdvPairs',
+           'load_victim', 'pairs_key', 'build_pairs', 'augment_pair', 'red_objective', 'REDTrainer', 'load_denoiser',
+           'red_outputs', 'evaluate_red', 'summarize', 'REDExplorer']
 
 # %% ../nbs/40_red.ipynb #7d90f9b3
+L1_REDUCTIONS = ("sum", "mean")
+
+def check_l1(l1: str) -> str:
+    "The reduction of the pixel term: 'sum' (per image, the paper's ||D(x') - x||_1) or 'mean' (per pixel)."
+    if l1 not in L1_REDUCTIONS:
+        raise ValueError(f"l1={l1!r}: choose 'sum' (the l1 norm per image, the paper's objective and the default) or 'mean' "
+                         f"(per pixel: the pixel term C*H*W times smaller, as in the runs before issue 15)")
+    return l1
+
 SETTINGS: dict[str, dict] = {
-    "DO": dict(gamma=0.0, lam=0.0, augment=()),
-    "DS": dict(gamma=0.025, lam=0.0, augment=()),
-    "CDD-RED": dict(gamma=0.025, lam=0.025, augment=("crop_pad", "cutmix")),
+    "DO": dict(gamma=0.0, lam=0.0, augment=(), l1="sum"),
+    "DS": dict(gamma=0.025, lam=0.0, augment=(), l1="sum"),
+    "CDD-RED": dict(gamma=0.025, lam=0.025, augment=("crop_pad", "cutmix"), l1="sum"),
 }
 
 def get_setting(setting: str) -> dict:
-    "The objective's parameters (`gamma`, `lam`, `augment`) of a named setting: 'DO', 'DS' or 'CDD-RED'."
+    "The objective's parameters (`gamma`, `lam`, `augment`, `l1`) of a named setting: 'DO', 'DS' or 'CDD-RED'."
     key = {k.lower().replace("_", "-"): k for k in SETTINGS}.get(str(setting).lower().replace("_", "-"))
     if key is None: raise ValueError(f"setting={setting!r}: choose one of {', '.join(SETTINGS)}")
     return dict(SETTINGS[key], setting=key)
@@ -345,10 +355,11 @@ def augment_pair(x: torch.Tensor, x_adv: torch.Tensor, name: str, generator: tor
 # %% ../nbs/40_red.ipynb #c60299ea
 def red_objective(denoiser: nn.Module, classifier: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, *,
                   gamma: float = 0.025, lam: float = 0.025, augment: Sequence[str] = (), filter: bool = True,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-    """Per-pair RED loss `(B,)`: l1(D(x'), x) + gamma CE(f(D(x')), f(x)) + lam CE(f(x + x' - D(x')), f(x')),
-    averaged over the original pair and its augmented copies; plus a dict of numbers to log."""
-    check_pair(x, x_adv)
+                  l1: str = "sum", generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    """Per-pair RED loss `(B,)`: ||D(x') - x||_1 + gamma CE(f(D(x')), f(x)) + lam CE(f(x + x' - D(x')), f(x')),
+    averaged over the original pair and its augmented copies; plus a dict of numbers to log. `l1`: the pixel term
+    summed over each image's pixels ('sum', the paper's norm) or averaged over them ('mean')."""
+    check_pair(x, x_adv); check_l1(l1)
     check_number(gamma, "gamma", example="gamma=0.025"); check_number(lam, "lam", example="lam=0.025")   # alignment weights
     B = len(x)
     align = gamma > 0 or lam > 0
@@ -357,8 +368,9 @@ def red_objective(denoiser: nn.Module, classifier: nn.Module, x: torch.Tensor, x
         tx, txa = augment_pair(x, x_adv, name, generator); xs.append(tx); xas.append(txa)
     X, XA = torch.cat(xs), torch.cat(xas)
     R = denoiser(XA)                                                    # D(x')
-    l1 = (R - X).abs().flatten(1).mean(1)
-    loss, logs = l1, {"l1": l1[:B].mean().item()}
+    err = (R - X).abs().flatten(1)
+    pix = err.sum(1) if l1 == "sum" else err.mean(1)                   # the pixel term of each copy
+    loss, logs = pix, {"l1": pix[:B].mean().item(), "l1_pixel": err[:B].mean().item()}
     if align:
         with torch.no_grad():
             yb, ya = classifier(X).argmax(1), classifier(XA).argmax(1)      # pseudo-labels of every copy
@@ -383,7 +395,7 @@ class REDTrainer(Trainer):
     "Train a denoiser on `AdvPairs` with the RED objective of `setting` ('DO', 'DS', 'CDD-RED'; gamma/lam/augment override)."
     def __init__(self, denoiser: nn.Module, pairs: AdvPairs, classifier: nn.Module, *, setting: str = "CDD-RED",
                  gamma: float | None = None, lam: float | None = None, augment: Sequence[str] | None = None,
-                 filter: bool = True, epochs: int = 1, batch_size: int = 32, optimizer: str = "adam", lr: float = 1e-3,
+                 l1: str | None = None, filter: bool = True, epochs: int = 1, batch_size: int = 32, optimizer: str = "adam", lr: float = 1e-3,
                  weight_decay: float = 0.0, schedule: str = "cosine", classifier_name: str | None = None, **kw):
         if not isinstance(pairs, AdvPairs): raise TypeError(f"pairs is a {type(pairs).__name__}: pass AdvPairs (build_pairs)")
         if len(pairs) == 0: raise ValueError("pairs is empty: build some adversarial pairs first")
@@ -391,6 +403,10 @@ class REDTrainer(Trainer):
         self.gamma = check_number(st["gamma"] if gamma is None else gamma, "gamma", example="gamma=0.025")
         self.lam = check_number(st["lam"] if lam is None else lam, "lam", example="lam=0.025")
         self.augment = tuple(st["augment"] if augment is None else augment)
+        self.l1 = check_l1(st["l1"] if l1 is None else l1)
+        if self.l1 == "sum" and str(optimizer).lower() == "sgd":
+            warnings.warn("l1='sum' with SGD: the pixel term is C*H*W times larger than a per-pixel mean, so an SGD learning "
+                          "rate tuned for l1='mean' is C*H*W times too large (Adam, the default, is invariant to that scale)")
         for a in self.augment:
             if a not in AUGMENTATIONS: raise ValueError(f"augment holds {a!r}: choose from {', '.join(AUGMENTATIONS)}")
         self.filter, self.pairs = filter, pairs
@@ -398,7 +414,7 @@ class REDTrainer(Trainer):
         arch = denoiser.config if isinstance(denoiser, DnCNN) else {"class": type(denoiser).__name__}
         super().__init__(denoiser, pairs.dataset(), epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          weight_decay=weight_decay, schedule=schedule, augment=False,
-                         red=dict(setting=st["setting"], gamma=self.gamma, lam=self.lam, augment=list(self.augment),
+                         red=dict(setting=st["setting"], gamma=self.gamma, lam=self.lam, augment=list(self.augment), l1=self.l1,
                                   filter=filter, denoiser=arch, classifier=classifier_name or type(classifier).__name__,
                                   pairs=pairs.info.get("key"), attacks=pairs.attacks, victims=pairs.victims), **kw)
         self.classifier = copy.deepcopy(classifier).to(self.device).eval().requires_grad_(False)
@@ -409,20 +425,22 @@ class REDTrainer(Trainer):
         g = epoch_generator(self.seed, self.step, salt=7)
         self.classifier.eval()
         return red_objective(self.model, self.classifier, batch.x, x_adv, gamma=self.gamma, lam=self.lam,
-                             augment=self.augment, filter=self.filter, generator=g)
+                             augment=self.augment, filter=self.filter, l1=self.l1, generator=g)
 
 def load_denoiser(path: str | os.PathLike, device=None) -> DnCNN:
-    "The DnCNN of a RED run folder (its newest checkpoint) or of a checkpoint folder, in eval mode."
+    "The DnCNN of a RED run folder (its newest checkpoint) or of a checkpoint folder, in eval mode; `.red` holds its training objective."
     p = Path(path)
     if (p/"checkpoints").is_dir():
         cks = sorted(q for q in (p/"checkpoints").glob("step-*") if (q/"meta.json").exists())
         if not cks: raise FileNotFoundError(f"run folder {p} holds no checkpoint: train it first (REDTrainer(..., run=...).fit())")
         p = cks[-1]
     if not (p/"meta.json").exists(): raise FileNotFoundError(f"{path} is neither a RED run folder nor a checkpoint folder")
-    cfg = read_json(p/"meta.json")["config"].get("red", {}).get("denoiser")
+    red = read_json(p/"meta.json")["config"].get("red", {})
+    cfg = red.get("denoiser")
     if not cfg or "depth" not in cfg: raise ValueError(f"{p} is not a checkpoint of a REDTrainer run with a DnCNN")
     net = DnCNN(**cfg)
     load_checkpoint(p, net, restore_rng=False)
+    net.red = dict(red, l1=red.get("l1", "mean"))      # how it was trained (runs before the l1 parameter used the mean)
     return net.to(get_device(device) if device is not None else "cpu").eval()
 
 # %% ../nbs/40_red.ipynb #6c2bfbe6

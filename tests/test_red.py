@@ -184,25 +184,58 @@ def test_filter_drops_pairs_whose_prediction_changed(pairs):
     assert logs["kept"] == pytest.approx(same.float().mean().item())
     assert torch.equal(torch.isclose(l_f, l_nf), same)
     # by hand: each pair's loss is the mean over its two copies; a dropped flipped copy adds its pixel loss only
-    l1 = lambda a, b: (a - b).abs().flatten(1).mean(1)
+    l1 = lambda a, b: (a - b).abs().flatten(1).sum(1)          # the default l1='sum': the norm per image
     ce = lambda z, y: nn.functional.cross_entropy(z, y, reduction="none")
     xf, xaf = x.flip(-1), xa.flip(-1)
     with torch.no_grad():
         orig = l1(xa, x) + ce(f(xa), f(x).argmax(1)) + ce(f(x), f(xa).argmax(1))      # identity D: x + x' - D(x') = x
         flip = l1(xaf, xf) + same * (ce(f(xaf), f(xf).argmax(1)) + ce(f(xf), f(xaf).argmax(1)))
-    assert torch.allclose(l_f.detach(), (orig + flip) / 2, atol=1e-5)
+    assert torch.allclose(l_f.detach(), (orig + flip) / 2, rtol=1e-5, atol=1e-4)
 
 
 def test_objective_settings(pairs, lenet):
     x, xa = pairs.x[:8], pairs.adv[:8]
     d = DnCNN(1, 3, 4)
     _, lg = red_objective(d, lenet, x, xa, **{k: v for k, v in SETTINGS["DO"].items()})
-    assert sorted(lg) == ["l1"] and lg["l1"] == pytest.approx((xa - x).abs().mean().item(), rel=1e-5)
+    assert sorted(lg) == ["l1", "l1_pixel"] and lg["l1_pixel"] == pytest.approx((xa - x).abs().mean().item(), rel=1e-5)
+    assert lg["l1"] == pytest.approx((xa - x).abs().flatten(1).sum(1).mean().item(), rel=1e-5)    # default: the norm per image
     _, lg = red_objective(d, lenet, x, xa, **SETTINGS["DS"])
     assert "ce_benign" in lg and "ce_adv" not in lg
     _, lg = red_objective(d, lenet, x, xa, **SETTINGS["CDD-RED"], generator=torch.Generator().manual_seed(0))
     assert {"ce_benign", "ce_adv", "kept"} <= set(lg)
     assert get_setting("cdd-red")["augment"] == ("crop_pad", "cutmix")
+    assert {s["l1"] for s in SETTINGS.values()} == {"sum"}
+
+
+def test_l1_reduction(pairs, lenet, tmp_path):
+    "'sum' and 'mean' differ by exactly the pixel count; DO's optimum (and its Adam trajectory) does not move; bad value fails."
+    x, xa = pairs.x[:8], pairs.adv[:8]
+    npix = x[0].numel()                                        # 784 on MNIST
+    seed_everything(0); d = DnCNN(1, 3, 4)
+    with torch.no_grad(): d.net[-1].weight.normal_(0, 0.05)
+    for gamma, lam in ((0, 0), (0.5, 0.5)):
+        ls, gs = red_objective(d, lenet, x, xa, gamma=gamma, lam=lam, l1="sum")
+        lm, gm = red_objective(d, lenet, x, xa, gamma=gamma, lam=lam, l1="mean")
+        assert gs["l1"] == pytest.approx(npix * gm["l1"], rel=1e-5) and gs["l1_pixel"] == pytest.approx(gm["l1_pixel"])
+        with torch.no_grad(): err = (d(xa) - x).abs().flatten(1)
+        assert torch.allclose(ls - lm, err.sum(1) - err.mean(1), rtol=1e-5, atol=1e-3)   # only the pixel term moved
+    do_s = red_objective(d, lenet, x, xa, gamma=0, lam=0, l1="sum")[0]
+    do_m = red_objective(d, lenet, x, xa, gamma=0, lam=0, l1="mean")[0]
+    assert torch.allclose(do_s, npix * do_m, rtol=1e-5)
+    flat = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])
+    seed_everything(0); w0 = flat(DnCNN(1, 3, 8))
+    def trained(l1):
+        seed_everything(0)
+        tr = REDTrainer(DnCNN(1, 3, 8), pairs, lenet, setting="DO", l1=l1, batch_size=16, seed=0, progress=False,
+                        run=tmp_path / l1).fit(max_steps=5)
+        return flat(tr.model)
+    ws, wm = trained("sum"), trained("mean")
+    # Adam normalises the gradient's scale: the same DO updates under either reduction (up to Adam's eps)
+    assert (ws - wm).norm() < 0.02 * (ws - w0).norm()
+    assert load_denoiser(tmp_path / "sum").red["l1"] == "sum" and load_denoiser(tmp_path / "mean").red["l1"] == "mean"
+    with pytest.raises(ValueError, match="l1='l2': choose 'sum'"): red_objective(d, lenet, x, xa, l1="l2")
+    with pytest.raises(ValueError, match="l1='avg': choose 'sum'"): REDTrainer(DnCNN(1, 3, 4), pairs, lenet, l1="avg")
+    with pytest.warns(UserWarning, match="l1='sum' with SGD"): REDTrainer(DnCNN(1, 3, 4), pairs, lenet, optimizer="sgd")
 
 
 # ---------------------------------------------------------------- bad input
