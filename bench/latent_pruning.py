@@ -115,11 +115,21 @@ class Setup:
         self.vae = load_vae(vae_dir)
         self.z = encode_latents(self.vae, self.train, cache=work / "cache")
 
+    def _feats(self, tr) -> torch.Tensor:
+        x = tr.sample(S["n_samples"], steps=S["sample_steps"], seed=1000, guidance_scale=S["guidance_scale"])
+        with torch.no_grad(): return self.clf.features(x)
+
     def fd(self, tr) -> float:
         from effdata.metrics import frechet_distance
-        x = tr.sample(S["n_samples"], steps=S["sample_steps"], seed=1000, guidance_scale=S["guidance_scale"])
-        with torch.no_grad(): f = self.clf.features(x)
-        return float(frechet_distance(self.real, f))
+        return float(frechet_distance(self.real, self._feats(tr)))
+
+    def score(self, tr) -> dict:
+        """FD, and improved precision / recall (k=3) of the same samples against a fixed draw of as many real training
+        images (equal set sizes, as Kynkaenniemi et al.): does a low FD come with the diversity of the data?"""
+        from effdata.metrics import frechet_distance, precision_recall
+        f = self._feats(tr)
+        real = self.real[torch.randperm(len(self.real), generator=torch.Generator().manual_seed(0))[:len(f)]]
+        return dict(fd=float(frechet_distance(self.real, f)), **precision_recall(real, f, k=3))
 
 
 def trainer(st: Setup, seed: int, steps: int, selection=None, run=None, resume=False):
@@ -162,8 +172,21 @@ def full_run(st: Setup, seed: int, work: Path, S_: int | None) -> dict:
                 converged, stop = change < S["converge_tol"], p
                 break
     curve = [c_ for c_ in curve if c_["step"] <= stop]
-    return add(dict(kind="full", seed=seed, steps=stop, fd=curve[-1]["fd"], cpu_train=curve[-1]["cpu"],
-                    wall_train=curve[-1]["wall"], converged=converged, curve=curve))
+    row = add(dict(kind="full", seed=seed, steps=stop, fd=curve[-1]["fd"], cpu_train=curve[-1]["cpu"],
+                   wall_train=curve[-1]["wall"], converged=converged, curve=curve))
+    full_pr(st, seed, work, row, tr)
+    return row
+
+
+def full_pr(st: Setup, seed: int, work: Path, row: dict, tr=None) -> dict | None:
+    "Precision / recall of a finished full run at its S (a row of its own; from the run folder's last checkpoint)."
+    if (r := done("full_pr", seed=seed)): return r
+    if tr is None:
+        if not (work / f"full{seed}" / "checkpoints").exists(): return None
+        tr = trainer(st, seed, S["trainer_steps"] if seed == 0 else row["steps"], run=work / f"full{seed}", resume=True)
+    if tr.step != row["steps"]: print(f"  full seed {seed}: run folder at step {tr.step}, not {row['steps']}: no precision/recall"); return None
+    sc = st.score(tr)
+    return add(dict(kind="full_pr", seed=seed, steps=tr.step, precision=sc["precision"], recall=sc["recall"], fd_check=sc["fd"]))
 
 
 def subset_runs(st: Setup, seed: int, S_: int, work: Path):
@@ -189,7 +212,7 @@ def subset_runs(st: Setup, seed: int, S_: int, work: Path):
                 sel = cw.apply(core, st.train.targets)
             tr = trainer(st, seed, steps, selection=sel)
             with Clock() as c: tr.fit()
-            add(dict(kind="subset", seed=seed, fraction=p, method=method, steps=steps, fd=st.fd(tr), cpu_train=c.cpu,
+            add(dict(kind="subset", seed=seed, fraction=p, method=method, steps=steps, **st.score(tr), cpu_train=c.cpu,
                      wall_train=c.wall, **extra))
 
 
@@ -211,10 +234,12 @@ def summarise():
             if not rs: continue
             cost = mean([r["cpu_train"] + r["cpu_selection"] + r["cpu_proxy"] for r in rs])
             agg[(p, m)] = dict(fd=mean([r["fd"] for r in rs]), fd_std=float(np.std([r["fd"] for r in rs])), cost=cost,
-                               n=len(rs), speedup=cpu_full / cost)
+                               n=len(rs), speedup=cpu_full / cost, precision=mean([r["precision"] for r in rs if "precision" in r]),
+                               recall=mean([r["recall"] for r in rs if "recall" in r]))
             a = agg[(p, m)]
             table.append({"method": m, "p": p, "steps": rs[0]["steps"], "seeds": a["n"], "FD mean": a["fd"], "FD std": a["fd_std"],
                           "FD / full(S)": a["fd"] / fd_full, "full FD at same steps": full_at(rs[0]["steps"]),
+                          "precision": a["precision"], "recall": a["recall"],
                           "CPU s (train+sel+DRO)": cost, "full cost / row cost": a["speedup"]})
     # the full runs' mean FD curve at the step counts every seed evaluated, against their mean CPU seconds
     pts = fd_points(S_)
@@ -245,7 +270,8 @@ def summarise():
                seeds=seeds_done, settings=S, machine=machine(S["threads"]),
                feature_classifier=S["classifier"],
                full=dict(steps=S_, converged=full[0]["converged"], fd=fd_full, cpu_train=cpu_full, wall_train=wall_full,
-                         curve_seed0=full[0]["curve"]),
+                         precision=mean([r["precision"] for r in R if r["kind"] == "full_pr"]),
+                         recall=mean([r["recall"] for r in R if r["kind"] == "full_pr"]), curve_seed0=full[0]["curve"]),
                vae=vae, speedup_at_matched_fd=sp, speedup_best=dict(method="gaussian+dro", fraction=bp),
                speedup_at_matched_fd_coreset_only=sp_g, speedup_coreset_only_best_fraction=bp_g,
                speedup_at_matched_fd_random=sp_r,
@@ -263,7 +289,9 @@ def summarise():
                f"{vae['cpu_encode']:.0f} s encoding the data once; test reconstruction MSE {vae['test_mse']:.4f}." if vae else "")
     notes = (f"Converged full-data latent DM: S = {S_} steps ({'converged' if full[0]['converged'] else 'NOT converged'}: FD change "
              f"over the last quarter {'<' if full[0]['converged'] else '>='} {S['converge_tol']:.0%}), mean FD {fd_full:.3f} over seeds "
-             f"{seeds_done}, {cpu_full:.0f} s CPU ({wall_full:.0f} s wall) each. Speed-up at matched FD (mean FD <= 1.10 x full), "
+             f"{seeds_done}, {cpu_full:.0f} s CPU ({wall_full:.0f} s wall) each; precision {r2(res['full']['precision'])}, recall "
+             f"{r2(res['full']['recall'])} (k=3, 500 samples against 500 fixed real training images; rows without them "
+             f"ran before they were added). Speed-up at matched FD (mean FD <= 1.10 x full), "
              f"coreset + DRO: {r2(sp)} (p={bp}); coreset alone: {r2(sp_g)} (p={bp_g}); random: {r2(sp_r)} (p={bp_r}). "
              f"'speed-up vs full curve at same FD': the full run's CPU seconds to reach the row's mean FD (read from the full "
              f"runs' mean FD curve) over the row's cost; empty where the full run never got that low by S. "
@@ -297,6 +325,7 @@ def main():
     if S_ is None and args.seeds[0] != 0: sys.exit("run seed 0 first: its full run decides the step count S")
     for seed in args.seeds:
         r = full_run(st, seed, work, S_)
+        full_pr(st, seed, work, r)
         S_ = S_ or r["steps"]
         subset_runs(st, seed, S_, work)
         summarise()
