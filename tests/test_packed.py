@@ -106,15 +106,16 @@ def test_batch_64_conv4_is_bit_exact_at_any_thread_count(data_root, threads):
         PackedNet(net, threads=99)
 
 
-def test_conv_kernel_against_float_reference():
+@pytest.mark.parametrize("hw", [(6, 5), (5, 13)])   # 13 columns: interior 4-column blocks on the 3-wide fast path
+def test_conv_kernel_against_float_reference(hw):
     rng = np.random.default_rng(0)
-    xs = np.where(rng.random((3, 67, 6, 5)) < 0.5, -1.0, 1.0).astype(np.float32)
+    xs = np.where(rng.random((3, 67, *hw)) < 0.5, -1.0, 1.0).astype(np.float32)
     ws = np.where(rng.random((9, 67, 3, 3)) < 0.5, -1.0, 1.0).astype(np.float32)
     ms = rng.random((9, 67, 3, 3)) < 0.3
     xb = _sign_pack(xs, np.float32(1), np.zeros(67, np.float32), np.ones(67, np.float32))
     thr = np.zeros(9, np.int32)
     mcnt = ms.sum(1).transpose(1, 2, 0).astype(np.int32)
-    for stride, pad in ((1, 1), (2, 1), (2, 0)):
+    for stride, pad in ((1, 1), (2, 1), (2, 0), (1, 0)):
         ref = F.conv2d(torch.from_numpy(xs), torch.from_numpy(ws * ms), stride=stride, padding=pad)
         _, out = _xnor_conv(xb, _kernel_bits(ws >= 0), _kernel_bits(ms), mcnt, stride, pad, thr, np.float32(1), False, 9)
         assert torch.equal(torch.from_numpy(out).permute(0, 3, 1, 2), ref)
