@@ -64,8 +64,9 @@ def _or_pool(act, k, s):
     return out
 
 @numba.njit(parallel=True, cache=True)
-def _xnor_conv(act, wb, mb, mcnt, stride, pad, thr, alpha, to_bits, O):
+def _xnor_conv(act, wb, mb, mcnt, corr, stride, pad, thr, alpha, to_bits, O):
     """Fused binary conv: act (N, H, W, Cw) bits, weights/mask (KH, KW, Cw, O) bits, mcnt (KH, KW, O) kept counts,
+    corr (KH, KW, O) = kept − 2 · popcount(w AND m) (what a zero word adds; see the private `kernel_counts` helper),
     dot = Σ kept − 2 · popcount((a XOR w) AND m) over the window (zero padding skips a position). to_bits: bit o set
     where dot >= thr[o] (α, BatchNorm and sign folded into one integer per channel), packed (N, OH, OW, ceil(O/64));
     else α · dot as float32 (N, OH, OW, O). Rows (n, oh) run in parallel; four output columns per pass share each
@@ -78,19 +79,17 @@ def _xnor_conv(act, wb, mb, mcnt, stride, pad, thr, alpha, to_bits, O):
     OH, OW = (H + 2 * pad - KH) // stride + 1, (W + 2 * pad - KW) // stride + 1
     bits = np.zeros((N, OH, OW, (O + 63) // 64) if to_bits else (0, 0, 0, 0), np.uint64)
     real = np.zeros((0, 0, 0, 0) if to_bits else (N, OH, OW, O), np.float32)
-    ap = np.zeros((N, H, W + 2 * pad, Cw), np.uint64)                # columns padded with zero words
-    for n in prange(N):
-        for h in range(H):
-            for w in range(W):
-                for c in range(Cw): ap[n, h, w + pad, c] = act[n, h, w, c]
-    corr = np.zeros((KH, KW, O), np.int32); rowcnt = np.zeros((KH, O), np.int32)
+    if pad == 0: ap = act
+    else:
+        ap = np.zeros((N, H, W + 2 * pad, Cw), np.uint64)           # columns padded with zero words
+        for n in prange(N):
+            for h in range(H):
+                for w in range(W):
+                    for c in range(Cw): ap[n, h, w + pad, c] = act[n, h, w, c]
+    rowcnt = np.zeros((KH, O), np.int32)                             # kept bits per window row
     for i in range(KH):
         for j in range(KW):
-            for o in range(O):
-                s = 0
-                for c in range(Cw): s += _popcount(wb[i, j, c, o] & mb[i, j, c, o])
-                corr[i, j, o] = mcnt[i, j, o] - 2 * s          # what a zero word adds at (i, j)
-                rowcnt[i, o] += mcnt[i, j, o]
+            for o in range(O): rowcnt[i, o] += mcnt[i, j, o]
     fast = KW == 3 and stride == 1
     for r in prange(N * OH):
         n, oh = r // OH, r % OH
@@ -149,6 +148,15 @@ def _kernel_bits(bits: np.ndarray) -> np.ndarray:
     b = np.zeros((O, Cw * 64, KH, KW), bool); b[:, :C] = bits
     b = np.ascontiguousarray(b.reshape(O, Cw, 64, KH, KW).transpose(3, 4, 1, 0, 2))
     return np.ascontiguousarray(np.packbits(b, axis=-1, bitorder="little").view("<u8")[..., 0])
+
+def _kernel_counts(sign: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(O, C, KH, KW) bool sign and mask -> int32 (KH, KW, O) kept counts and the border correction kept − 2 · #(kept
+    and positive): what a window position that reads a zero word (padding) adds to the dot product."""
+    mcnt = mask.sum(1, dtype=np.int32)
+    corr = mcnt - 2 * (mask & sign).sum(1, dtype=np.int32)
+    return (np.ascontiguousarray(mcnt.transpose(1, 2, 0)).astype(np.int32),
+            np.ascontiguousarray(corr.transpose(1, 2, 0)).astype(np.int32))
+
 
 # %% ../nbs/31_packed.ipynb #51a2cd72
 PACKED_FORMAT = "effdata.mpt.packed/1"
@@ -249,13 +257,13 @@ class _BinOp:
     def __init__(self, name, sign, mask, alpha, stride, pad, mean, std, to_bits):
         self.name, self.O = name, sign.shape[0]
         self.wb, self.mb = _kernel_bits(sign), _kernel_bits(mask)
-        self.mcnt = np.ascontiguousarray(mask.sum(1).transpose(1, 2, 0)).astype(np.int32)
+        self.mcnt, self.corr = _kernel_counts(sign, mask)
         self.alpha, self.stride, self.pad, self.to_bits = np.float32(alpha), int(stride), int(pad), to_bits
         mean = np.zeros(self.O, np.float32) if mean is None else mean
         std = np.ones(self.O, np.float32) if std is None else std
         self.thr = _thresholds(alpha, mean, std, int(mask.reshape(self.O, -1).sum(1).max()))
     def __call__(self, act):
-        bits, real = _xnor_conv(act, self.wb, self.mb, self.mcnt, self.stride, self.pad, self.thr, self.alpha, self.to_bits, self.O)
+        bits, real = _xnor_conv(act, self.wb, self.mb, self.mcnt, self.corr, self.stride, self.pad, self.thr, self.alpha, self.to_bits, self.O)
         return bits if self.to_bits else real
 
 class PackedNet:
