@@ -495,7 +495,7 @@ def main():
     write("mpt", res, "Multi-prize lottery tickets: prune-ratio sweep, packed inference, training time", table_rows(res),
           "Sweep: test accuracy (%) per kept fraction, mean (± std) over seeds; spread = best - worst mean over kept 0.1-0.8. "
           "baseline = biprop as published (layer-wise kept, full sort every step, NCHW); improved = global threshold over "
-          "per-layer-normalised scores, cubic kept schedule from 0.5, kthvalue, mask refresh every 4 steps, early stop, "
+          "per-layer-normalised scores, cubic kept schedule from 0.5, kthvalue, mask refresh every 2 steps, early stop, "
           "channels-last conv inputs. CIFAR-10: 4096 training images, 1024 other training images for validation (accuracy "
           "per epoch), the 1017 test images for the reported accuracy, one torch thread (bench/mpt_sweep.py). "
           "Inference: packed MPT-1/1 (numba XNOR-popcount, BatchNorm + sign as one integer threshold per channel) vs the "

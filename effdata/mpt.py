@@ -362,7 +362,7 @@ def convert(model: nn.Module, kept: float = 0.5, *, seed: int = 0, weight_init: 
 # %% ../nbs/30_mpt.ipynb #be9e7659
 VARIANTS = {
     "baseline": dict(mode="layer", schedule="none", mask_method="sort", refresh_every=1, stop_tol=None, channels_last=False),
-    "improved": dict(mode="global", schedule="cubic", mask_method="kthvalue", refresh_every=4, stop_tol=0.002, channels_last=True),
+    "improved": dict(mode="global", schedule="cubic", mask_method="kthvalue", refresh_every=2, stop_tol=0.002, channels_last=True),
 }
 
 class MPTTrainer(ClassifierTrainer):
