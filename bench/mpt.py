@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -249,61 +250,125 @@ def training(res):
     for p in res["training_profile_conv4"]: print(p, flush=True)
 
 
-def cifar_sweep(res):
-    "Fold bench/results/mpt_sweep.jsonl (bench/mpt_sweep.py, run in the background) into the result: mean/std per kept."
-    path = RESULTS / "mpt_sweep.jsonl"
-    if not path.exists(): return
-    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-    main_rows = [r for r in rows if r["epochs"] == min(x["epochs"] for x in rows)]
-    res["sweep"] = [r for r in res.get("sweep", []) if r["dataset"] != "cifar10"] + [
-        {k: r[k] for k in ("variant", "dataset", "model", "kept", "seed", "accuracy", "layer_kept", "mask_change", "epochs",
-                           "steps", "total_steps", "stopped_early", "val_per_epoch", "train_seconds", "train_cpu_seconds")}
-        for r in main_rows]
-    st = main_rows[0]["settings"] if main_rows else {}
-    res.setdefault("sweep_settings", {})["cifar10"] = {
-        "model": f"conv4 x{st.get('width')}, MPT-1/32", "epochs": main_rows[0]["epochs"] if main_rows else None,
-        "batch_size": st.get("batch_size"), "lr": st.get("lr"), "optimizer": "sgd cosine", "train": st.get("train"),
-        "validation": st.get("val"), "test": st.get("test"), "augment": False, "threads": st.get("threads"),
-        "runs": len(main_rows), "cpu_seconds": sum(r["train_cpu_seconds"] + r["eval_test_cpu_seconds"] for r in rows),
-        "source": "bench/mpt_sweep.py -> bench/results/mpt_sweep.jsonl"}
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+
+
+def _sweep_table(rows: list[dict]) -> list[dict]:
+    """Mean/std over seeds per (variant, kept); the flattening check (validation accuracy gained over the last quarter of
+    the epochs, points, mean over runs); the binomial standard error of one run's test accuracy and of the seed mean."""
     groups = {}
-    for r in main_rows: groups.setdefault(r["variant"], {}).setdefault(r["kept"], []).append(r)
+    for r in rows: groups.setdefault(r["variant"], {}).setdefault(r["kept"], []).append(r)
     table = []
     for var, by in groups.items():
         for kept, rs in sorted(by.items()):
             accs = [r["accuracy"] for r in rs]
-            # flattening: validation accuracy gained over the last quarter of the epochs (points, mean over runs)
             q = max(1, rs[0]["epochs"] // 4)
             late = [100 * (r["val_per_epoch"][-1] - r["val_per_epoch"][-1 - q]) for r in rs if len(r["val_per_epoch"]) > q]
-            table.append({"variant": var, "kept": kept, "n": len(rs), "seeds": sorted(r["seed"] for r in rs),
-                          "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
+            n_test, m = rs[0]["settings"]["test"], float(np.mean(accs))
+            se_run = 100 * math.sqrt(m * (1 - m) / n_test)
+            table.append({"variant": var, "kept": kept, "n": len(rs), "seeds": sorted(r["seed"] for r in rs), "epochs": rs[0]["epochs"],
+                          "mean": m, "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else None,
                           "accuracies": accs, "val_gain_last_quarter_pts": float(np.mean(late)) if late else None,
+                          "val_gain_last_quarter_pts_runs": late, "binomial_se_run_pts": se_run,
+                          "binomial_se_mean_pts": se_run / math.sqrt(len(rs)),
                           "cpu_seconds_per_epoch": float(np.median([c for r in rs for c in r["train_cpu_seconds_per_epoch"]])),
-                          "epochs_run": [r["epochs_run"] for r in rs], "stopped_early": [r["stopped_early"] for r in rs]})
-    res["sweep_cifar10"] = table
-    res.setdefault("seeds", {})["cifar10"] = {f"{t['variant']} kept {t['kept']:g}": t["seeds"] for t in table}
-    for var in ("baseline", "improved"):
-        band = [t["mean"] for t in table if t["variant"] == var and 0.1 - 1e-9 <= t["kept"] <= 0.8 + 1e-9]
-        if len(band) >= 2: res[f"accuracy_spread_0.1_0.8_cifar10_{var}"] = 100 * (max(band) - min(band))
-    # training speed at equal budget: the same (kept, seed) runs of both variants, CPU seconds per epoch and accuracy
-    pairs = {}
-    for r in main_rows:
-        if r["variant"] in ("baseline", "improved"): pairs.setdefault((r["kept"], r["seed"]), {})[r["variant"]] = r
-    pairs = [v for v in pairs.values() if len(v) == 2]
-    if pairs:
-        cps = {v: float(np.median([c for p in pairs for c in p[v]["train_cpu_seconds_per_epoch"]])) for v in ("baseline", "improved")}
-        res["training_conv4_sweep"] = {
-            "model": res["sweep_settings"]["cifar10"]["model"], "pairs": len(pairs), "cpu_seconds_per_epoch": cps,
-            "speedup_per_epoch": cps["baseline"] / cps["improved"],
-            "cpu_seconds_per_run": {v: float(np.mean([p[v]["train_cpu_seconds"] for p in pairs])) for v in ("baseline", "improved")},
-            "accuracy_mean": {v: float(np.mean([p[v]["accuracy"] for p in pairs])) for v in ("baseline", "improved")},
-            "accuracy_difference_pts": [100 * (p["improved"]["accuracy"] - p["baseline"]["accuracy"]) for p in pairs]}
-    flat = [r for r in rows if r["epochs"] > min(x["epochs"] for x in rows)]
-    if flat:
+                          "epochs_run": [r["epochs_run"] for r in rs], "stopped_early": [r["stopped_early"] for r in rs],
+                          "parts": rs[0].get("parts")})
+    return table
+
+
+def _spread(table: list[dict], var: str) -> dict | None:
+    """Best minus worst seed-mean over kept 0.1-0.8 (points), with its noise: the standard error of a difference of two
+    seed means, from the binomial error of the 1017-image test split and from the seeds' own scatter."""
+    band = [t for t in table if t["variant"] == var and 0.1 - 1e-9 <= t["kept"] <= 0.8 + 1e-9]
+    if len({t["kept"] for t in band}) < 3: return None
+    hi, lo = max(band, key=lambda t: t["mean"]), min(band, key=lambda t: t["mean"])
+    se_binom = math.hypot(hi["binomial_se_mean_pts"], lo["binomial_se_mean_pts"])
+    seeds_se = [100 * t["std"] / math.sqrt(t["n"]) for t in (hi, lo) if t["std"] is not None]
+    se_seeds = math.hypot(*seeds_se) if len(seeds_se) == 2 else None
+    spread = 100 * (hi["mean"] - lo["mean"])
+    return {"spread_pts": spread, "best_kept": hi["kept"], "worst_kept": lo["kept"], "seeds_per_kept": {t["kept"]: t["n"] for t in band},
+            "se_difference_binomial_pts": se_binom, "se_difference_seeds_pts": se_seeds,
+            "within_noise": spread <= 2 * max(se_binom, se_seeds or 0)}
+
+
+def cifar_sweep(res):
+    """Fold the CIFAR-10 sweeps (bench/mpt_sweep.py, run in the background) into the result: the converged one
+    (mpt_sweep_e36.jsonl) as the main rows and keys, the first 12-epoch one (mpt_sweep.jsonl) under *_12epochs keys,
+    and the validation-only ablation (mpt_ablation.jsonl) beside the 12-epoch runs of the same seeds."""
+    import mpt_sweep
+    first = _read_jsonl(mpt_sweep.out_path(12))
+    main_rows = _read_jsonl(mpt_sweep.out_path())
+    first_main = [r for r in first if r["epochs"] == 12]
+    if first_main:
+        t12 = _sweep_table(first_main)
+        res["sweep_cifar10_12epochs"] = t12
+        for var in ("baseline", "improved"):
+            sp = _spread(t12, var)
+            if sp: res[f"accuracy_spread_0.1_0.8_cifar10_{var}_12epochs"] = sp["spread_pts"]
+    longer = [r for r in first if r["epochs"] > 12]
+    if longer:
         res["sweep_cifar10_longer_budget"] = [
             {"variant": r["variant"], "kept": r["kept"], "seed": r["seed"], "epochs": r["epochs"], "accuracy": r["accuracy"],
-             "same_seed_short_budget": next((m["accuracy"] for m in main_rows if (m["variant"], m["kept"], m["seed"]) ==
-                                             (r["variant"], r["kept"], r["seed"])), None)} for r in flat]
+             "same_seed_short_budget": next((m["accuracy"] for m in first_main if (m["variant"], m["kept"], m["seed"]) ==
+                                             (r["variant"], r["kept"], r["seed"])), None)} for r in longer]
+    rows = main_rows or first_main
+    if rows:
+        res["sweep"] = [r for r in res.get("sweep", []) if r["dataset"] != "cifar10"] + [
+            {k: r[k] for k in ("variant", "dataset", "model", "kept", "seed", "accuracy", "layer_kept", "mask_change", "epochs",
+                               "steps", "total_steps", "stopped_early", "val_per_epoch", "train_seconds", "train_cpu_seconds")}
+            for r in rows]
+        st = rows[0]["settings"]
+        res.setdefault("sweep_settings", {})["cifar10"] = {
+            "model": f"conv4 x{st.get('width')}, MPT-1/32", "epochs": rows[0]["epochs"],
+            "batch_size": st.get("batch_size"), "lr": st.get("lr"), "optimizer": "sgd cosine", "train": st.get("train"),
+            "validation": st.get("val"), "test": st.get("test"), "augment": False, "threads": st.get("threads"),
+            "runs": len(rows), "runs_planned": len(mpt_sweep.jobs(rows[0]["epochs"])),
+            "cpu_seconds": sum(r["train_cpu_seconds"] + r["eval_test_cpu_seconds"] for r in rows),
+            "source": f"bench/mpt_sweep.py -> bench/results/{mpt_sweep.out_path(rows[0]['epochs']).name}"}
+        table = _sweep_table(rows)
+        res["sweep_cifar10"] = table
+        res.setdefault("seeds", {})["cifar10"] = {f"{t['variant']} kept {t['kept']:g}": t["seeds"] for t in table}
+        for var in ("baseline", "improved"):
+            sp = _spread(table, var)
+            res.pop(f"accuracy_spread_0.1_0.8_cifar10_{var}", None); res.pop(f"accuracy_spread_0.1_0.8_cifar10_{var}_detail", None)
+            if sp:
+                res[f"accuracy_spread_0.1_0.8_cifar10_{var}"] = sp["spread_pts"]
+                res[f"accuracy_spread_0.1_0.8_cifar10_{var}_detail"] = sp
+        # training speed at equal budget: the same (kept, seed) runs of both variants, CPU seconds per epoch and accuracy
+        pairs = {}
+        for r in rows:
+            if r["variant"] in ("baseline", "improved"): pairs.setdefault((r["kept"], r["seed"]), {})[r["variant"]] = r
+        pairs = [v for v in pairs.values() if len(v) == 2]
+        if not pairs and first_main:                  # the converged sweep has no pair yet: the 12-epoch one's
+            rows = first_main; pairs = {}
+            for r in rows:
+                if r["variant"] in ("baseline", "improved"): pairs.setdefault((r["kept"], r["seed"]), {})[r["variant"]] = r
+            pairs = [v for v in pairs.values() if len(v) == 2]
+        if pairs:
+            cps = {v: float(np.median([c for p in pairs for c in p[v]["train_cpu_seconds_per_epoch"]])) for v in ("baseline", "improved")}
+            res["training_conv4_sweep"] = {
+                "model": res["sweep_settings"]["cifar10"]["model"], "epochs": pairs[0]["baseline"]["epochs"], "pairs": len(pairs),
+                "cpu_seconds_per_epoch": cps, "speedup_per_epoch": cps["baseline"] / cps["improved"],
+                "cpu_seconds_per_run": {v: float(np.mean([p[v]["train_cpu_seconds"] for p in pairs])) for v in ("baseline", "improved")},
+                "accuracy_mean": {v: float(np.mean([p[v]["accuracy"] for p in pairs])) for v in ("baseline", "improved")},
+                "accuracy_difference_pts": [100 * (p["improved"]["accuracy"] - p["baseline"]["accuracy"]) for p in pairs]}
+    abl = _read_jsonl(mpt_sweep.ABLATION)
+    if abl:
+        # validation only: final validation accuracy and the mean of the last 3 epochs (less noisy), seed means, against
+        # the 12-epoch sweep's baseline and improved runs of the same seeds and kept fractions (same data, same budget)
+        ref = [r for r in first_main if (r["kept"], r["seed"]) in {(a["kept"], a["seed"]) for a in abl}]
+        out = []
+        for (var, kept), rs in sorted({(r["variant"], r["kept"]): None for r in ref + abl}.items(), key=lambda x: (x[0][1], x[0][0])):
+            rs = [r for r in ref + abl if (r["variant"], r["kept"]) == (var, kept)]
+            out.append({"setting": var, "kept": kept, "seeds": sorted(r["seed"] for r in rs), "epochs": rs[0]["epochs"],
+                        "val_final": float(np.mean([r["val_per_epoch"][-1] for r in rs])),
+                        "val_last3": float(np.mean([np.mean(r["val_per_epoch"][-3:]) for r in rs])),
+                        "val_last3_runs": [float(np.mean(r["val_per_epoch"][-3:])) for r in rs],
+                        "cpu_seconds_per_epoch": float(np.median([c for r in rs for c in r["train_cpu_seconds_per_epoch"]])),
+                        "layer_kept": {k: float(np.mean([r["layer_kept"][k] for r in rs])) for k in rs[0]["layer_kept"]}})
+        res["ablation_cifar10_validation"] = out
 
 
 def summarise(res):
@@ -329,22 +394,43 @@ def table_rows(res) -> list[dict]:
         rows.append({"what": f"sweep {x['dataset']} {x['model']} {x['variant']} ({x['seeds']} seeds)",
                      "value": f"spread 0.1-0.8: {x['spread']:.2f} pts, best {100 * x['best']:.2f} %",
                      "note": ", ".join(f"{k:g}: {100 * v:.1f}" for k, v in c.items())})
-    st = res.get("sweep_settings", {}).get("cifar10", {})
-    for t in res.get("sweep_cifar10", []):
+    def sweep_row(t, label=""):
         sd = f" ± {100 * t['std']:.1f}" if t["std"] is not None else ""
-        rows.append({"what": f"sweep cifar10 conv4 kept {t['kept']:g}: {t['variant']} ({t['n']} seeds, {st.get('epochs')} epochs)",
-                     "value": f"{100 * t['mean']:.1f}{sd} %",
-                     "note": f"seeds {', '.join(f'{100 * a:.1f}' for a in t['accuracies'])}; validation gain over the last "
-                             f"quarter {t['val_gain_last_quarter_pts']:+.1f} pts; {t['cpu_seconds_per_epoch']:.1f} CPU s/epoch"
-                             + (f"; stopped early in {sum(t['stopped_early'])} run(s)" if any(t["stopped_early"]) else "")})
+        return {"what": f"sweep cifar10 conv4 kept {t['kept']:g}: {t['variant']} ({t['n']} seed{'s' * (t['n'] > 1)}, {t['epochs']} epochs{label})",
+                "value": f"{100 * t['mean']:.1f}{sd} %",
+                "note": f"seeds {', '.join(f'{100 * a:.1f}' for a in t['accuracies'])}; test-split standard error "
+                        f"{t['binomial_se_run_pts']:.1f} pts per run, {t['binomial_se_mean_pts']:.1f} for the mean; validation "
+                        f"gain over the last quarter {t['val_gain_last_quarter_pts']:+.1f} pts (runs "
+                        f"{', '.join(f'{g:+.1f}' for g in t['val_gain_last_quarter_pts_runs'])}); "
+                        f"{t['cpu_seconds_per_epoch']:.1f} CPU s/epoch"
+                        + (f"; stopped early in {sum(t['stopped_early'])} run(s)" if any(t["stopped_early"]) else "")}
+    for t in res.get("sweep_cifar10", []): rows.append(sweep_row(t))
+    for var in ("baseline", "improved"):
+        d = res.get(f"accuracy_spread_0.1_0.8_cifar10_{var}_detail")
+        if d:
+            se = f"{d['se_difference_binomial_pts']:.1f} (test split)" + (f", {d['se_difference_seeds_pts']:.1f} (seed scatter)" if d["se_difference_seeds_pts"] else "")
+            rows.append({"what": f"spread cifar10 {var}, kept 0.1-0.8", "value": f"{d['spread_pts']:.2f} pts",
+                         "note": f"best kept {d['best_kept']:g}, worst {d['worst_kept']:g}; seeds per kept "
+                                 f"{', '.join(f'{k:g}: {n}' for k, n in d['seeds_per_kept'].items())}; standard error of the "
+                                 f"difference {se} pts: {'within' if d['within_noise'] else 'beyond'} noise (2 standard errors)"})
+    if res.get("sweep_settings", {}).get("cifar10", {}).get("epochs") != 12:
+        for t in res.get("sweep_cifar10_12epochs", []): rows.append(sweep_row(t, ", first run, not converged"))
+    st = {"epochs": 12}
     for r in res.get("sweep_cifar10_longer_budget", []):
         rows.append({"what": f"sweep cifar10 conv4 kept {r['kept']:g}: {r['variant']}, seed {r['seed']}, {r['epochs']} epochs",
                      "value": f"{100 * r['accuracy']:.1f} %", "note": f"same seed at {st.get('epochs')} epochs: "
                      + (f"{100 * r['same_seed_short_budget']:.1f} %" if r["same_seed_short_budget"] is not None else "not run")})
+    for a in res.get("ablation_cifar10_validation", []):
+        rows.append({"what": f"ablation cifar10 conv4 kept {a['kept']:g} (validation, {a['epochs']} epochs, seeds "
+                             f"{', '.join(map(str, a['seeds']))}): {a['setting']}",
+                     "value": f"{100 * a['val_last3']:.1f} %",
+                     "note": f"mean of the last 3 epochs' validation accuracy (runs {', '.join(f'{100 * v:.1f}' for v in a['val_last3_runs'])}); "
+                             f"final epoch {100 * a['val_final']:.1f} %; {a['cpu_seconds_per_epoch']:.1f} CPU s/epoch; layer kept "
+                             + ", ".join(f"{k.replace('body.', '')}: {v:.3f}" for k, v in a["layer_kept"].items())})
     tc = res.get("training_conv4_sweep")
     if tc:
         d = tc["accuracy_difference_pts"]
-        rows.append({"what": f"training {tc['model']} in the CIFAR-10 sweep ({tc['pairs']} runs of each variant, same budget)",
+        rows.append({"what": f"training {tc['model']} in the CIFAR-10 sweep ({tc['pairs']} runs of each variant, {tc.get('epochs', 12)} epochs)",
                      "value": f"{tc['speedup_per_epoch']:.2f}x per epoch",
                      "note": f"CPU s/epoch baseline {tc['cpu_seconds_per_epoch']['baseline']:.2f}, improved "
                              f"{tc['cpu_seconds_per_epoch']['improved']:.2f}; CPU s per run {tc['cpu_seconds_per_run']['baseline']:.0f} vs "
@@ -379,6 +465,7 @@ def table_rows(res) -> list[dict]:
                      "note": ", ".join(f"{k} {v:.3f}" for k, v in ph.items()) + "; top ops (profiler, wall ms per step): "
                              + ", ".join(f"{o['op']} {o['self_wall_ms_per_step']:.0f}" for o in p["top_ops"][:5])})
     for k in ("accuracy_spread_0.1_0.8", "accuracy_spread_0.1_0.8_cifar10_improved", "accuracy_spread_0.1_0.8_cifar10_baseline",
+              "accuracy_spread_0.1_0.8_cifar10_improved_12epochs", "accuracy_spread_0.1_0.8_cifar10_baseline_12epochs",
               "inference_speedup_batch1", "inference_speedup_batch64", "inference_speedup_batch64_2threads",
               "training_speedup", "training_speedup_conv4"):
         if k in res: rows.append({"what": k, "value": f"{res[k]:.3g}", "note": ""})
@@ -408,7 +495,7 @@ def main():
     write("mpt", res, "Multi-prize lottery tickets: prune-ratio sweep, packed inference, training time", table_rows(res),
           "Sweep: test accuracy (%) per kept fraction, mean (± std) over seeds; spread = best - worst mean over kept 0.1-0.8. "
           "baseline = biprop as published (layer-wise kept, full sort every step, NCHW); improved = global threshold over "
-          "per-layer-normalised scores, cubic kept schedule from 0.5, kthvalue, mask refresh every 4 steps, early stop, "
+          "per-layer-normalised scores, cubic kept schedule from 0.5, kthvalue, mask refresh every 2 steps, early stop, "
           "channels-last conv inputs. CIFAR-10: 4096 training images, 1024 other training images for validation (accuracy "
           "per epoch), the 1017 test images for the reported accuracy, one torch thread (bench/mpt_sweep.py). "
           "Inference: packed MPT-1/1 (numba XNOR-popcount, BatchNorm + sign as one integer threshold per channel) vs the "

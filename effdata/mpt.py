@@ -214,8 +214,9 @@ def kept_fractions(model: nn.Module) -> dict[str, float]:
 def set_kept(model: nn.Module, kept: float, mode: str = "layer", *, normalize: bool = True,
              min_kept: float | None = None) -> dict[str, float]:
     """Set every biprop layer's kept count for a total kept fraction `kept`: the same fraction per layer
-    (`mode='layer'`) or one threshold over all layers' (normalised) |scores| (`mode='global'`).
-    Returns the per-layer kept fractions."""
+    (`mode='layer'`) or one threshold over all layers' (normalised) |scores| (`mode='global'`; a layer above its floor
+    gets the threshold's mask directly, which is its top-k set, so a global refresh costs one `kthvalue`, not one per
+    layer more). Returns the per-layer kept fractions."""
     kept = check_fraction(kept, "kept", "the fraction of weights to keep")
     layers = biprop_layers(model)
     if not layers: raise ValueError(f"{type(model).__name__} has no biprop layers: build one with effdata.mpt.build or convert()")
@@ -229,7 +230,10 @@ def set_kept(model: nn.Module, kept: float, mode: str = "layer", *, normalize: b
             allz = torch.cat(z); n = allz.numel(); k = kept_count(n, kept)
             thr = allz.kthvalue(n - k).values if k < n else torch.tensor(-math.inf)
             for l, s in zip(layers.values(), z):
-                l.n_keep.fill_(min(l.numel, max(int((s > thr).sum()), kept_count(l.numel, floor))))
+                m = s > thr; cnt = int(m.sum()); least = kept_count(l.numel, floor)
+                # the threshold's own mask is the layer's top-`cnt` set: hand it over, no second top-k in the layer
+                if cnt >= least: l.set_mask(m)
+                else: l.n_keep.fill_(min(l.numel, least))
     else: raise ValueError(f"mode={mode!r}: use 'layer' (same fraction per layer) or 'global' (one threshold)")
     return kept_fractions(model)
 
@@ -358,7 +362,7 @@ def convert(model: nn.Module, kept: float = 0.5, *, seed: int = 0, weight_init: 
 # %% ../nbs/30_mpt.ipynb #be9e7659
 VARIANTS = {
     "baseline": dict(mode="layer", schedule="none", mask_method="sort", refresh_every=1, stop_tol=None, channels_last=False),
-    "improved": dict(mode="global", schedule="cubic", mask_method="kthvalue", refresh_every=4, stop_tol=0.002, channels_last=True),
+    "improved": dict(mode="global", schedule="cubic", mask_method="kthvalue", refresh_every=2, stop_tol=0.002, channels_last=True),
 }
 
 class MPTTrainer(ClassifierTrainer):

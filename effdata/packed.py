@@ -64,17 +64,33 @@ def _or_pool(act, k, s):
     return out
 
 @numba.njit(parallel=True, cache=True)
-def _xnor_conv(act, wb, mb, mcnt, stride, pad, thr, alpha, to_bits, O):
+def _xnor_conv(act, wb, mb, mcnt, corr, stride, pad, thr, alpha, to_bits, O):
     """Fused binary conv: act (N, H, W, Cw) bits, weights/mask (KH, KW, Cw, O) bits, mcnt (KH, KW, O) kept counts,
+    corr (KH, KW, O) = kept − 2 · popcount(w AND m) (what a zero word adds; see the private `kernel_counts` helper),
     dot = Σ kept − 2 · popcount((a XOR w) AND m) over the window (zero padding skips a position). to_bits: bit o set
     where dot >= thr[o] (α, BatchNorm and sign folded into one integer per channel), packed (N, OH, OW, ceil(O/64));
     else α · dot as float32 (N, OH, OW, O). Rows (n, oh) run in parallel; four output columns per pass share each
-    weight/mask load; the loop over output channels vectorises."""
+    weight/mask load; the loop over output channels vectorises. Columns are read from a copy padded with zero words,
+    so the inner loop has no branch: a padded column adds kept − 2 · popcount(w AND m), subtracted again at the border
+    (`corr`). For 3-wide windows at stride 1 the three columns of a window row are summed in registers before the
+    accumulator is touched (one load/store per three popcounts)."""
     N, H, W, Cw = act.shape
     KH, KW = wb.shape[0], wb.shape[1]
     OH, OW = (H + 2 * pad - KH) // stride + 1, (W + 2 * pad - KW) // stride + 1
     bits = np.zeros((N, OH, OW, (O + 63) // 64) if to_bits else (0, 0, 0, 0), np.uint64)
     real = np.zeros((0, 0, 0, 0) if to_bits else (N, OH, OW, O), np.float32)
+    if pad == 0: ap = act
+    else:
+        ap = np.zeros((N, H, W + 2 * pad, Cw), np.uint64)           # columns padded with zero words
+        for n in prange(N):
+            for h in range(H):
+                for w in range(W):
+                    for c in range(Cw): ap[n, h, w + pad, c] = act[n, h, w, c]
+    rowcnt = np.zeros((KH, O), np.int32)                             # kept bits per window row
+    for i in range(KH):
+        for j in range(KW):
+            for o in range(O): rowcnt[i, o] += mcnt[i, j, o]
+    fast = KW == 3 and stride == 1
     for r in prange(N * OH):
         n, oh = r // OH, r % OH
         acc = np.zeros((4, O), np.int32)
@@ -83,34 +99,35 @@ def _xnor_conv(act, wb, mb, mcnt, stride, pad, thr, alpha, to_bits, O):
             acc[:] = 0
             for i in range(KH):
                 ih = oh * stride - pad + i
-                if ih < 0 or ih >= H: continue
-                for j in range(KW):
-                    iw0 = ow0 * stride - pad + j
-                    nvalid = 0                                      # zero padding: skip the position
-                    for p in range(npx):
-                        iw = iw0 + p * stride
-                        if iw >= 0 and iw < W:
-                            nvalid += 1
-                            for o in range(O): acc[p, o] += mcnt[i, j, o]
-                    if nvalid == 4:
-                        iw1, iw2, iw3 = iw0 + stride, iw0 + 2 * stride, iw0 + 3 * stride
-                        for c in range(Cw):
-                            a0, a1, a2, a3 = act[n, ih, iw0, c], act[n, ih, iw1, c], act[n, ih, iw2, c], act[n, ih, iw3, c]
-                            for o in range(O):
-                                w, m = wb[i, j, c, o], mb[i, j, c, o]
-                                acc[0, o] -= np.int32(2 * _popcount((a0 ^ w) & m))
-                                acc[1, o] -= np.int32(2 * _popcount((a1 ^ w) & m))
-                                acc[2, o] -= np.int32(2 * _popcount((a2 ^ w) & m))
-                                acc[3, o] -= np.int32(2 * _popcount((a3 ^ w) & m))
-                    else:
+                if ih < 0 or ih >= H: continue                  # a padded row: skipped
+                for p in range(npx):
+                    for o in range(O): acc[p, o] += rowcnt[i, o]
+                if fast and npx == 4:
+                    for c in range(Cw):
+                        a0, a1, a2 = ap[n, ih, ow0, c], ap[n, ih, ow0 + 1, c], ap[n, ih, ow0 + 2, c]
+                        a3, a4, a5 = ap[n, ih, ow0 + 3, c], ap[n, ih, ow0 + 4, c], ap[n, ih, ow0 + 5, c]
+                        w0, w1, w2, m0, m1, m2 = wb[i, 0, c], wb[i, 1, c], wb[i, 2, c], mb[i, 0, c], mb[i, 1, c], mb[i, 2, c]
+                        c0, c1, c2, c3 = acc[0], acc[1], acc[2], acc[3]
+                        for o in range(O):
+                            x0, x1, x2, y0, y1, y2 = w0[o], w1[o], w2[o], m0[o], m1[o], m2[o]
+                            c0[o] -= np.int32(2 * (_popcount((a0 ^ x0) & y0) + _popcount((a1 ^ x1) & y1) + _popcount((a2 ^ x2) & y2)))
+                            c1[o] -= np.int32(2 * (_popcount((a1 ^ x0) & y0) + _popcount((a2 ^ x1) & y1) + _popcount((a3 ^ x2) & y2)))
+                            c2[o] -= np.int32(2 * (_popcount((a2 ^ x0) & y0) + _popcount((a3 ^ x1) & y1) + _popcount((a4 ^ x2) & y2)))
+                            c3[o] -= np.int32(2 * (_popcount((a3 ^ x0) & y0) + _popcount((a4 ^ x1) & y1) + _popcount((a5 ^ x2) & y2)))
+                else:
+                    for j in range(KW):
                         for p in range(npx):
-                            iw = iw0 + p * stride
-                            if iw < 0 or iw >= W: continue
+                            iw = (ow0 + p) * stride + j
                             for c in range(Cw):
-                                a = act[n, ih, iw, c]
+                                a = ap[n, ih, iw, c]
                                 for o in range(O): acc[p, o] -= np.int32(2 * _popcount((a ^ wb[i, j, c, o]) & mb[i, j, c, o]))
+                for p in range(npx):                            # padded columns: not part of the sum
+                    for j in range(KW):
+                        iw = (ow0 + p) * stride - pad + j
+                        if iw < 0 or iw >= W:
+                            for o in range(O): acc[p, o] -= corr[i, j, o]
             for p in range(npx):
-                if to_bits:                                          # branch-free compare and pack
+                if to_bits:                                      # branch-free compare and pack
                     for o in range(O): bits[n, oh, ow0 + p, o >> 6] |= np.uint64(acc[p, o] >= thr[o]) << np.uint64(o & 63)
                 else:
                     for o in range(O): real[n, oh, ow0 + p, o] = np.float32(acc[p, o]) * alpha
@@ -131,6 +148,15 @@ def _kernel_bits(bits: np.ndarray) -> np.ndarray:
     b = np.zeros((O, Cw * 64, KH, KW), bool); b[:, :C] = bits
     b = np.ascontiguousarray(b.reshape(O, Cw, 64, KH, KW).transpose(3, 4, 1, 0, 2))
     return np.ascontiguousarray(np.packbits(b, axis=-1, bitorder="little").view("<u8")[..., 0])
+
+def _kernel_counts(sign: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(O, C, KH, KW) bool sign and mask -> int32 (KH, KW, O) kept counts and the border correction kept − 2 · #(kept
+    and positive): what a window position that reads a zero word (padding) adds to the dot product."""
+    mcnt = mask.sum(1, dtype=np.int32)
+    corr = mcnt - 2 * (mask & sign).sum(1, dtype=np.int32)
+    return (np.ascontiguousarray(mcnt.transpose(1, 2, 0)).astype(np.int32),
+            np.ascontiguousarray(corr.transpose(1, 2, 0)).astype(np.int32))
+
 
 # %% ../nbs/31_packed.ipynb #51a2cd72
 PACKED_FORMAT = "effdata.mpt.packed/1"
@@ -231,13 +257,13 @@ class _BinOp:
     def __init__(self, name, sign, mask, alpha, stride, pad, mean, std, to_bits):
         self.name, self.O = name, sign.shape[0]
         self.wb, self.mb = _kernel_bits(sign), _kernel_bits(mask)
-        self.mcnt = np.ascontiguousarray(mask.sum(1).transpose(1, 2, 0)).astype(np.int32)
+        self.mcnt, self.corr = _kernel_counts(sign, mask)
         self.alpha, self.stride, self.pad, self.to_bits = np.float32(alpha), int(stride), int(pad), to_bits
         mean = np.zeros(self.O, np.float32) if mean is None else mean
         std = np.ones(self.O, np.float32) if std is None else std
         self.thr = _thresholds(alpha, mean, std, int(mask.reshape(self.O, -1).sum(1).max()))
     def __call__(self, act):
-        bits, real = _xnor_conv(act, self.wb, self.mb, self.mcnt, self.stride, self.pad, self.thr, self.alpha, self.to_bits, self.O)
+        bits, real = _xnor_conv(act, self.wb, self.mb, self.mcnt, self.corr, self.stride, self.pad, self.thr, self.alpha, self.to_bits, self.O)
         return bits if self.to_bits else real
 
 class PackedNet:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from effdata.data import load_dataset
 from effdata.models import CIFAR10_MEAN, CIFAR10_STD
 from effdata.mpt import build, train_mpt
-from effdata.packed import (PackedFormatError, PackedNet, _kernel_bits, _sign_pack, _thresholds, _xnor_conv,
+from effdata.packed import (PackedFormatError, PackedNet, _kernel_bits, _kernel_counts, _sign_pack, _thresholds, _xnor_conv,
                             export_packed, read_packed, to_dense)
 
 torch.set_num_threads(1)
@@ -106,17 +106,18 @@ def test_batch_64_conv4_is_bit_exact_at_any_thread_count(data_root, threads):
         PackedNet(net, threads=99)
 
 
-def test_conv_kernel_against_float_reference():
+@pytest.mark.parametrize("hw", [(6, 5), (5, 13)])   # 13 columns: interior 4-column blocks on the 3-wide fast path
+def test_conv_kernel_against_float_reference(hw):
     rng = np.random.default_rng(0)
-    xs = np.where(rng.random((3, 67, 6, 5)) < 0.5, -1.0, 1.0).astype(np.float32)
+    xs = np.where(rng.random((3, 67, *hw)) < 0.5, -1.0, 1.0).astype(np.float32)
     ws = np.where(rng.random((9, 67, 3, 3)) < 0.5, -1.0, 1.0).astype(np.float32)
     ms = rng.random((9, 67, 3, 3)) < 0.3
     xb = _sign_pack(xs, np.float32(1), np.zeros(67, np.float32), np.ones(67, np.float32))
     thr = np.zeros(9, np.int32)
-    mcnt = ms.sum(1).transpose(1, 2, 0).astype(np.int32)
-    for stride, pad in ((1, 1), (2, 1), (2, 0)):
+    mcnt, corr = _kernel_counts(ws >= 0, ms)
+    for stride, pad in ((1, 1), (2, 1), (2, 0), (1, 0)):
         ref = F.conv2d(torch.from_numpy(xs), torch.from_numpy(ws * ms), stride=stride, padding=pad)
-        _, out = _xnor_conv(xb, _kernel_bits(ws >= 0), _kernel_bits(ms), mcnt, stride, pad, thr, np.float32(1), False, 9)
+        _, out = _xnor_conv(xb, _kernel_bits(ws >= 0), _kernel_bits(ms), mcnt, corr, stride, pad, thr, np.float32(1), False, 9)
         assert torch.equal(torch.from_numpy(out).permute(0, 3, 1, 2), ref)
-        bits, _ = _xnor_conv(xb, _kernel_bits(ws >= 0), _kernel_bits(ms), mcnt, stride, pad, thr, np.float32(1), True, 9)
+        bits, _ = _xnor_conv(xb, _kernel_bits(ws >= 0), _kernel_bits(ms), mcnt, corr, stride, pad, thr, np.float32(1), True, 9)
         assert np.array_equal(bits, _sign_pack(ref.numpy(), np.float32(1), np.zeros(9, np.float32), np.ones(9, np.float32)))
