@@ -517,7 +517,7 @@ def sweep(arch: str, train: ImageDataset, test: ImageDataset, kepts: Sequence[fl
     return rows
 
 def sweep_summary(rows: list[dict], lo: float = 0.1, hi: float = 0.8) -> list[dict]:
-    "Per (dataset, model, variant): mean accuracy per kept fraction, best, and spread (best - worst, points) over kept in [lo, hi]."
+    "Per (dataset, model, variant): mean accuracy per kept fraction, best, and spread (best - worst, points) over kept in [lo, hi] (None below two kept fractions)."
     groups: dict = {}
     for r in rows: groups.setdefault((r["dataset"], r["model"], r["variant"]), {}).setdefault(r["kept"], []).append(r["accuracy"])
     out = []
@@ -525,7 +525,7 @@ def sweep_summary(rows: list[dict], lo: float = 0.1, hi: float = 0.8) -> list[di
         curve = {k: float(np.mean(v)) for k, v in sorted(by.items())}
         band = [a for k, a in curve.items() if lo - 1e-9 <= k <= hi + 1e-9]
         out.append(dict(dataset=ds, model=arch, variant=var, curve=curve, seeds=max(len(v) for v in by.values()),
-                        best=max(curve.values()), spread=100 * (max(band) - min(band)) if band else None))
+                        best=max(curve.values()), spread=100 * (max(band) - min(band)) if len(band) > 1 else None))
     return out
 
 def plot_sweep(rows: list[dict], layer_kept_at: float | None = None):
