@@ -37,6 +37,12 @@ def _git(*args):
         return None
 
 
+def sync():
+    "Wait for queued CUDA work (so that a clock read after it is honest); nothing on the CPU."
+    import torch
+    if torch.cuda.is_available(): torch.cuda.synchronize()
+
+
 def timeit(fn, repeat: int = 5, warmup: int = 1) -> float:
     "Median wall-clock seconds of `fn()` over `repeat` runs."
     for _ in range(warmup):

@@ -24,11 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import machine, write  # noqa: E402
-
-
-def sync():
-    if torch.cuda.is_available(): torch.cuda.synchronize()
+from _common import machine, sync, write  # noqa: E402
 
 
 def main():

@@ -5,12 +5,5 @@
 #   bash bench/gpu/at.sh                           # on the GPU machine
 #   AT_OUT=at_gpu_cpu_check bash bench/gpu/at.sh   # without a GPU: a few steps on 256 images, labelled cpu-fallback
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-if [ -z "${EFFDATA_DATA:-}" ]; then
-  for d in shared/data ../shared/data; do [ -d "$d/cifar10" ] && export EFFDATA_DATA="$(cd "$d" && pwd)" && break; done
-fi
-: "${EFFDATA_DATA:?set EFFDATA_DATA to the data folder (cifar10/, mnist/ ...)}"
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+source "$(dirname "$0")/env.sh"
 timeout 570 python bench/gpu/at.py "$@"

@@ -5,7 +5,5 @@
 #   bash bench/gpu/diffusion.sh                               # on the GPU machine
 #   DIFF_OUT=diffusion_cpu_check bash bench/gpu/diffusion.sh  # without a GPU: a few steps on the digits, labelled cpu-fallback
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export EFFDATA_DATA="${EFFDATA_DATA:-$PWD/../shared/data}"
+source "$(dirname "$0")/env.sh"
 timeout 570 python bench/gpu/diffusion.py

@@ -13,8 +13,7 @@
 # Without a GPU it still runs (on the CPU), writes bench/results/latent_gpu_cpu_fallback.json and labels it so:
 # a CPU result is never filed as a GPU one. Settings: VAE_STEPS, STEPS, FRACTIONS, SAMPLES, SEED (environment).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-export PYTHONPATH="${PYTHONPATH:-$PWD}"
+source "$(dirname "$0")/env.sh"
 python - <<'PY'
 import json, os, sys, tempfile, time
 from pathlib import Path

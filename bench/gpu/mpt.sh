@@ -4,12 +4,5 @@
 # mpt_gpu_cpu_fallback.json). Unattended, under 10 minutes. Run from anywhere:
 #     bash bench/gpu/mpt.sh [--steps 150]
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-if [ -z "${EFFDATA_DATA:-}" ]; then
-  for d in shared/data ../shared/data; do [ -d "$d/cifar10" ] && export EFFDATA_DATA="$(cd "$d" && pwd)" && break; done
-fi
-: "${EFFDATA_DATA:?set EFFDATA_DATA to the data folder (cifar10/, mnist/ ...)}"
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+source "$(dirname "$0")/env.sh"
 timeout 540 python bench/mpt_gpu.py "$@"

@@ -30,14 +30,10 @@ import torch
 
 BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))
-from _common import machine, write  # noqa: E402
+from _common import machine, sync, write  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("red_bench", BENCH / "red.py")
 rb = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(rb)
-
-
-def sync():
-    if torch.cuda.is_available(): torch.cuda.synchronize()
 
 
 def main():

@@ -6,12 +6,5 @@
 #   bash bench/gpu/red.sh                               # on the GPU machine
 #   RED_OUT=red_gpu_cpu_fallback bash bench/gpu/red.sh  # without a GPU: a few steps at 17 x 64 on 64 images, labelled cpu-fallback
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$root"
-if [ -z "${EFFDATA_DATA:-}" ]; then
-  for d in shared/data ../shared/data; do [ -d "$d/cifar10" ] && export EFFDATA_DATA="$(cd "$d" && pwd)" && break; done
-fi
-: "${EFFDATA_DATA:?set EFFDATA_DATA to the data folder (cifar10/, mnist/ ...)}"
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+source "$(dirname "$0")/env.sh"
 timeout 570 python bench/gpu/red.py "$@"
