@@ -60,9 +60,10 @@ def ablation_jobs() -> list[dict]:
 
 
 def jobs(epochs: int = EPOCHS) -> list[dict]:
-    """Every run, in priority order: the 12-epoch sweep's own list, or for a longer budget baseline at kept 0.05 and 0.3
-    first (they do not depend on the improved variant's defaults, which the ablation may change), then improved at all
-    four, then baseline at 0.1 and 0.8; 3 seeds each."""
+    """Every run, in priority order: the 12-epoch sweep's own list; for EPOCHS baseline at kept 0.05 and 0.3 first (they
+    do not depend on the improved variant's defaults, which the ablation may change), then improved at all four, then
+    baseline at 0.1 and 0.8, 3 seeds each; for a budget above EPOCHS (the flattening check: does doubling it still pay?)
+    improved at kept 0.05 and 0.3 with 3 seeds, then baseline at both with seed 0."""
     out = []
     add = lambda setting, kept, seed, e=epochs: out.append(dict(setting=setting, kept=kept, seed=seed, epochs=e))
     if epochs == 12:                                         # the first sweep's order (its file is the record)
@@ -76,6 +77,11 @@ def jobs(epochs: int = EPOCHS) -> list[dict]:
         for seed in (1, 2):
             for kept in (0.1, 0.8):
                 for s in ("baseline", "improved"): add(s, kept, seed)
+        return out
+    if epochs > EPOCHS:                                      # the flattening check: is EPOCHS enough?
+        for seed in (0, 1, 2):
+            for kept in (0.05, 0.3): add("improved", kept, seed)
+        for kept in (0.05, 0.3): add("baseline", kept, 0)
         return out
     for seed in (0, 1, 2):
         for kept in (0.05, 0.3): add("baseline", kept, seed)
