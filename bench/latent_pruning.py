@@ -30,6 +30,7 @@ not counted (it is the run being sped up); the VAE is shared by all runs and rep
 
     EFFDATA_DATA=../shared/data nohup python bench/latent_pruning.py > /tmp/latent_pruning.log 2>&1 &
     python bench/latent_pruning.py --report       # rewrite the .json/.md from the rows so far
+    python bench/latent_pruning.py --extend 16000 # convergence probe: seed 0's full run continued past S (a copy)
 
 Rows are appended to results/latent_pruning.jsonl as each run finishes; a restart skips the finished ones.
 """
@@ -189,6 +190,41 @@ def full_pr(st: Setup, seed: int, work: Path, row: dict, tr=None) -> dict | None
     return add(dict(kind="full_pr", seed=seed, steps=tr.step, precision=sc["precision"], recall=sc["recall"], fd_check=sc["fd"]))
 
 
+def extend_full(st: Setup, work: Path, to: int) -> dict:
+    """The convergence probe beyond the ladder: a copy of seed 0's full run folder (the original stays the DRO reference)
+    trains on from S to `to` steps (at most trainer_steps, which names the run), FD at 0.75 `to` and `to` and precision /
+    recall at `to`: has the full-data FD flattened there (change over the last quarter < converge_tol)? A row of its own
+    (kind 'full_extension'); S and the table's rows are unchanged. Resumable like the full run."""
+    import shutil
+    if (r := done("full_extension", seed=0, steps=to)): return r
+    base = done("full", seed=0)
+    if base is None: sys.exit("run seed 0 first: the probe continues its full run")
+    if not base["steps"] < to <= S["trainer_steps"]: sys.exit(f"--extend {to}: pass a step count in ({base['steps']}, {S['trainer_steps']}]")
+    run, side = work / "full0_ext", work / "full0_ext.curve.json"
+    if not (run / "checkpoints").exists():
+        shutil.rmtree(run, ignore_errors=True); shutil.copytree(work / "full0", run)
+        for ck in (run / "checkpoints").iterdir():              # start from S exactly
+            if int(ck.name.split("-")[-1]) > base["steps"]: shutil.rmtree(ck)
+        side.write_text(json.dumps([c for c in base["curve"] if c["step"] <= base["steps"]]))
+    tr = trainer(st, 0, S["trainer_steps"], run=run, resume=True)
+    curve = [c for c in json.loads(side.read_text()) if c["step"] <= tr.step]
+    cpu, wall = curve[-1]["cpu"], curve[-1]["wall"]
+    print(f"  full seed 0 (extension): resumed at step {tr.step}", flush=True)
+    for p in sorted({round(0.75 * to), to}):
+        if p <= curve[-1]["step"]: continue
+        with Clock() as c: tr.fit(max_steps=p)
+        cpu += c.cpu; wall += c.wall
+        curve.append(dict(step=p, fd=st.fd(tr), cpu=cpu, wall=wall))
+        side.write_text(json.dumps(curve))
+        print(f"  full seed 0 (extension) step {p}: FD {curve[-1]['fd']:.3f} ({cpu:.0f} s CPU)", flush=True)
+    sc = st.score(tr)
+    back = next(c for c in curve if c["step"] == round(0.75 * to))
+    change = (curve[-1]["fd"] - back["fd"]) / back["fd"]
+    return add(dict(kind="full_extension", seed=0, steps=to, fd=curve[-1]["fd"], change_last_quarter=change,
+                    converged=abs(change) < S["converge_tol"], precision=sc["precision"], recall=sc["recall"],
+                    cpu_train=cpu, wall_train=wall, curve=curve))
+
+
 def subset_runs(st: Setup, seed: int, S_: int, work: Path):
     from effdata.latent import latent_reweight
     from effdata.selection import coreset, random_scores, select
@@ -259,6 +295,9 @@ def summarise():
         a["speedup_vs_full_curve"] = None if c is None else c / a["cost"]
     for row in table:
         row["speed-up vs full curve at same FD"] = agg[(row["p"], row["method"])]["speedup_vs_full_curve"]
+    ext = max((r for r in R if r["kind"] == "full_extension"), key=lambda r: r["steps"], default=None)
+    if ext:                                                   # the probe beyond S (seed 0 only): how far from flat?
+        for row in table: row[f"FD / full seed 0 at {ext['steps']}"] = row["FD mean"] / ext["fd"]
     def best(m):
         hits = [(agg[(p, m)]["speedup"], p) for p in S["fractions"] if (p, m) in agg
                 and agg[(p, m)]["fd"] <= fd_full * (1 + S["match_tolerance"])]
@@ -281,10 +320,17 @@ def summarise():
                dro_fd_ratio=ratio("gaussian+dro", "gaussian"),
                speedup_vs_full_curve={m: {str(p): agg[(p, m)]["speedup_vs_full_curve"] for p in S["fractions"] if (p, m) in agg}
                                       for m in ("random", "gaussian", "gaussian+dro")},
+               full_extension=None if ext is None else {k: ext[k] for k in ("steps", "fd", "change_last_quarter", "converged",
+                                                                            "precision", "recall", "cpu_train", "curve")},
                goal="coreset + DRO within 10 % of the converged full FD at >= 3x less training, over 3 seeds",
                goal_met=bool(sp is not None and sp >= 3 and len(seeds_done) >= 3),
                rows=R)
     r2 = lambda v: "none" if v is None else f"{v:.2f}"
+    ext_txt = "" if ext is None else (
+        f"Convergence probe (seed 0 only, a copy of its full run trained on from S): at {ext['steps']} steps FD "
+        f"{ext['fd']:.3f}, {ext['change_last_quarter']:+.1%} over its last quarter ({'flat' if ext['converged'] else 'not flat'} "
+        f"by the {S['converge_tol']:.0%} rule), precision {ext['precision']:.2f}, recall {ext['recall']:.2f}, {ext['cpu_train']:.0f} s "
+        f"CPU from step 0; the column 'FD / full seed 0 at {ext['steps']}' compares each row with it. ")
     vae_txt = (f"VAE (reported apart, shared by every run): {vae['steps']} steps, {vae['cpu_train']:.0f} s CPU training + "
                f"{vae['cpu_encode']:.0f} s encoding the data once; test reconstruction MSE {vae['test_mse']:.4f}." if vae else "")
     notes = (f"Converged full-data latent DM: S = {S_} steps ({'converged' if full[0]['converged'] else 'NOT converged'}: FD change "
@@ -295,7 +341,7 @@ def summarise():
              f"coreset + DRO: {r2(sp)} (p={bp}); coreset alone: {r2(sp_g)} (p={bp_g}); random: {r2(sp_r)} (p={bp_r}). "
              f"'speed-up vs full curve at same FD': the full run's CPU seconds to reach the row's mean FD (read from the full "
              f"runs' mean FD curve) over the row's cost; empty where the full run never got that low by S. "
-             f"Goal (>= 3x at matched FD, 3 seeds): {'met' if res['goal_met'] else 'NOT met'}. {vae_txt} "
+             f"Goal (>= 3x at matched FD, 3 seeds): {'met' if res['goal_met'] else 'NOT met'}. {ext_txt}{vae_txt} "
              f"FD features: {S['classifier']}, test accuracy {'%.1f %%' % (100 * Setup_acc[0]) if Setup_acc else 'n/a'}; FD of the real test images to the train "
              f"images {'%.3f' % Setup_acc[1] if Setup_acc else 'n/a'} (a floor). "
              f"CPU seconds at 1 torch thread (process_time); the machine was shared with other jobs.")
@@ -313,6 +359,8 @@ def main():
     ap.add_argument("--report", action="store_true", help="only rewrite results/latent_pruning.json/.md from the rows")
     ap.add_argument("--work", default="/tmp/effdata_latent_bench", help="folder for the VAE, caches and run folders")
     ap.add_argument("--seeds", type=int, nargs="+", default=S["seeds"])
+    ap.add_argument("--extend", type=int, default=None, metavar="STEPS",
+                    help="only the convergence probe: seed 0's full run continued to STEPS (a copy of its run folder)")
     args = ap.parse_args()
     torch.set_num_threads(S["threads"])
     work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
@@ -321,6 +369,7 @@ def main():
     st = Setup(work)
     (work / "clf_acc.json").write_text(json.dumps([st.clf_acc, st.fd_real])); Setup_acc[:] = [st.clf_acc, st.fd_real]
     print(f"feature net test accuracy {st.clf_acc:.4f}", flush=True)
+    if args.extend is not None: extend_full(st, work, args.extend); summarise(); return
     S_ = (done("full", seed=0) or {}).get("steps")        # seed 0's full run fixes S for every other seed
     if S_ is None and args.seeds[0] != 0: sys.exit("run seed 0 first: its full run decides the step count S")
     for seed in args.seeds:
