@@ -354,6 +354,24 @@ def cifar_sweep(res):
                 "cpu_seconds_per_run": {v: float(np.mean([p[v]["train_cpu_seconds"] for p in pairs])) for v in ("baseline", "improved")},
                 "accuracy_mean": {v: float(np.mean([p[v]["accuracy"] for p in pairs])) for v in ("baseline", "improved")},
                 "accuracy_difference_pts": [100 * (p["improved"]["accuracy"] - p["baseline"]["accuracy"]) for p in pairs]}
+    # the flattening check: the same (variant, kept, seed) at twice the budget (mpt_sweep.py --epochs 2*EPOCHS)
+    long_ = _read_jsonl(mpt_sweep.out_path(2 * mpt_sweep.EPOCHS))
+    if long_ and main_rows:
+        out = []
+        for var, kept in sorted({(r["variant"], r["kept"]) for r in long_}, key=lambda x: (x[1], x[0])):
+            pairs = [(r, m) for r in long_ if (r["variant"], r["kept"]) == (var, kept)
+                     for m in main_rows if (m["variant"], m["kept"], m["seed"]) == (var, kept, r["seed"])]
+            if not pairs: continue
+            d = [100 * (r["accuracy"] - m["accuracy"]) for r, m in pairs]
+            out.append({"variant": var, "kept": kept, "seeds": [r["seed"] for r, _ in pairs],
+                        "epochs": [pairs[0][1]["epochs"], pairs[0][0]["epochs"]],
+                        "accuracy_short": float(np.mean([m["accuracy"] for _, m in pairs])),
+                        "accuracy_long": float(np.mean([r["accuracy"] for r, _ in pairs])),
+                        "difference_pts": float(np.mean(d)), "difference_pts_runs": d,
+                        "difference_se_pts": float(np.std(d, ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None,
+                        "val_last3_short": float(np.mean([np.mean(m["val_per_epoch"][-3:]) for _, m in pairs])),
+                        "val_last3_long": float(np.mean([np.mean(r["val_per_epoch"][-3:]) for r, _ in pairs]))})
+        res["flattening_check_cifar10"] = out
     abl = _read_jsonl(mpt_sweep.ABLATION)
     if abl:
         # validation only: final validation accuracy and the mean of the last 3 epochs (less noisy), seed means, against
@@ -420,6 +438,15 @@ def table_rows(res) -> list[dict]:
         rows.append({"what": f"sweep cifar10 conv4 kept {r['kept']:g}: {r['variant']}, seed {r['seed']}, {r['epochs']} epochs",
                      "value": f"{100 * r['accuracy']:.1f} %", "note": f"same seed at {st.get('epochs')} epochs: "
                      + (f"{100 * r['same_seed_short_budget']:.1f} %" if r["same_seed_short_budget"] is not None else "not run")})
+    for f in res.get("flattening_check_cifar10", []):
+        se = f" ± {f['difference_se_pts']:.1f}" if f["difference_se_pts"] is not None else ""
+        rows.append({"what": f"flattening check cifar10 kept {f['kept']:g}: {f['variant']}, {f['epochs'][1]} vs {f['epochs'][0]} epochs "
+                             f"(seeds {', '.join(map(str, f['seeds']))})",
+                     "value": f"{f['difference_pts']:+.1f}{se} pts",
+                     "note": f"test accuracy {100 * f['accuracy_long']:.1f} vs {100 * f['accuracy_short']:.1f} % (per seed "
+                             f"{', '.join(f'{x:+.1f}' for x in f['difference_pts_runs'])}); validation, mean of the last 3 epochs, "
+                             f"{100 * f['val_last3_long']:.1f} vs {100 * f['val_last3_short']:.1f} %: doubling the budget "
+                             + ("does not pay (accuracy has flattened)" if f["difference_pts"] < 1 else "still pays")})
     for a in res.get("ablation_cifar10_validation", []):
         rows.append({"what": f"ablation cifar10 conv4 kept {a['kept']:g} (validation, {a['epochs']} epochs, seeds "
                              f"{', '.join(map(str, a['seeds']))}): {a['setting']}",
