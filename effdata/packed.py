@@ -37,16 +37,25 @@ def _popcount(typingctx, x):
     return sig, codegen
 
 @numba.njit(parallel=True, cache=True)
-def _sign_pack(h, alpha, mean, std):
-    """Real (N, C, H, W) float32 layer output -> uint64 (N, H, W, ceil(C/64)) bits: bit c%64 of word c//64 is set where
-    (h · α - mean[c]) / std[c] >= 0 — α, BatchNorm and sign in float32, as the float model computes them — in one pass."""
+def _sign_pack_into(h, alpha, mean, std, out):
+    """Real (N, C, H, W) float32 layer output (C-contiguous) -> bits in `out`, uint64 (N, H, W, ceil(C/64)): bit c%64 of
+    word c//64 is set where (h · α - mean[c]) / std[c] >= 0 — α, BatchNorm and sign in float32, as the float model
+    computes them. One pass; the 64 channels of a word are ORed together over a whole image plane (a loop that vectorises)."""
     N, C, H, W = h.shape
-    out = np.zeros((N, H, W, (C + 63) // 64), np.uint64)
     for n in prange(N):
-        for c in range(C):
-            word, shift, mu, sd = c >> 6, np.uint64(c & 63), mean[c], std[c]
+        plane = np.empty(H * W, np.uint64)
+        for k in range((C + 63) // 64):
+            plane[:] = 0
+            for c in range(64 * k, min(C, 64 * k + 64)):
+                shift, mu, sd, hc = np.uint64(c & 63), mean[c], std[c], h[n, c].reshape(H * W)
+                for q in range(H * W): plane[q] |= np.uint64((hc[q] * alpha - mu) / sd >= 0) << shift
             for i in range(H):
-                for j in range(W): out[n, i, j, word] |= np.uint64((h[n, c, i, j] * alpha - mu) / sd >= 0) << shift
+                for j in range(W): out[n, i, j, k] = plane[i * W + j]
+
+def _sign_pack(h, alpha, mean, std):
+    "`_sign_pack_into` a new uint64 (N, H, W, ceil(C/64)) array."
+    out = np.empty((h.shape[0], h.shape[2], h.shape[3], (h.shape[1] + 63) // 64), np.uint64)
+    _sign_pack_into(h, alpha, mean, std, out)
     return out
 
 @numba.njit(parallel=True, cache=True)
@@ -269,7 +278,11 @@ class _BinOp:
 class PackedNet:
     """Packed MPT-1/1 inference: built from a biprop `model` (its masks) or `PackedNet.load(path, model)` (the
     architecture from `model`, everything else from the file). Call it on images in [0, 1]; returns logits.
-    `threads`: numba threads for the kernels (default: numba's current setting)."""
+    `threads`: numba threads for the kernels (default: numba's current setting). A convolutional first layer runs
+    (in PyTorch, as the float model does) on chunks of at least two images, about 4 MiB of float output each, packed as
+    each chunk comes out: its output stays in cache instead of a (N, C, H, W) float tensor going through memory twice
+    (at batch 64 that was the largest single cost). Per image the result does not depend on the chunk: oneDNN runs
+    the same convolution kernel at any batch >= 2 (a batch of one stays one chunk, as in the float model)."""
     def __init__(self, model: nn.Module, tensors: dict | None = None, in_shape: Sequence[int] | None = None, *,
                  threads: int | None = None):
         if threads is not None and not (isinstance(threads, int) and 1 <= threads <= numba.config.NUMBA_NUM_THREADS):
@@ -307,7 +320,7 @@ class PackedNet:
             n, m = leaves[i]; i += 1
             if isinstance(m, (Normalize, nn.Flatten, nn.Identity)): self.real.append(m)
             elif isinstance(m, _Biprop) and not seen_biprop:
-                seen_biprop = True
+                seen_biprop, front_conv = True, isinstance(m, BipropConv2d)
                 b = torch.from_numpy(np.where(bits(n, "sign", m.scores.shape), 1.0, -1.0) * bits(n, "mask", m.scores.shape)).float()
                 self.front_alpha = np.float32(tensors[f"{n}.alpha"][0].item())
                 if isinstance(m, BipropConv2d): self.real.append(lambda x, b=b, m=m: F.conv2d(x, b, None, m.stride, m.padding))
@@ -326,6 +339,7 @@ class PackedNet:
                                f"network, built with activations='binary'")
         shp = shapes[n]; cur, flat = (shp[0], *(shp[1:] or (1, 1))), False
         if self.front_mean is None: self.front_mean, self.front_std = np.zeros(shp[0], np.float32), np.ones(shp[0], np.float32)
+        self.front_chunk = max(2, (4 << 20) // (4 * math.prod(shp))) if front_conv else None   # images per chunk
         while i < len(leaves):                                        # the binary part
             n, m = leaves[i]; i += 1
             if isinstance(m, _Biprop):
@@ -370,13 +384,20 @@ class PackedNet:
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != self.in_shape: raise ValueError(f"input of shape {tuple(x.shape)}: pass images of shape (N, {', '.join(map(str, self.in_shape))})")
-        h = x.float().cpu()
-        for f in self.real: h = f(h)
+        x = x.float().cpu()
+        N = x.shape[0]
+        k = 1 if self.front_chunk is None else max(1, N // self.front_chunk)       # k chunks, each >= front_chunk images
         before = numba.get_num_threads()
         if self.threads is not None: numba.set_num_threads(self.threads)
         try:                      # the input is packed once: α, BatchNorm and sign fused into the packing
-            a = _sign_pack(np.ascontiguousarray(h.reshape(h.shape[0], h.shape[1], *(h.shape[2:] or (1, 1))).numpy()),
-                           self.front_alpha, self.front_mean, self.front_std)
+            a, s = None, 0
+            for i in range(k):
+                e = s + N // k + (i < N % k)
+                h = x[s:e]
+                for f in self.real: h = f(h)
+                h = np.ascontiguousarray(h.reshape(h.shape[0], h.shape[1], *(h.shape[2:] or (1, 1))).numpy())
+                if a is None: a = np.empty((N, h.shape[2], h.shape[3], (h.shape[1] + 63) // 64), np.uint64)
+                _sign_pack_into(h, self.front_alpha, self.front_mean, self.front_std, a[s:e]); s = e
             for op in self.ops: a = op(a)
         finally: numba.set_num_threads(before)
         out = torch.from_numpy(a)

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from effdata.data import load_dataset
 from effdata.models import CIFAR10_MEAN, CIFAR10_STD
 from effdata.mpt import build, train_mpt
-from effdata.packed import (PackedFormatError, PackedNet, _kernel_bits, _kernel_counts, _sign_pack, _thresholds, _xnor_conv,
+from effdata.packed import (PackedFormatError, PackedNet, _kernel_bits, _kernel_counts, _sign_pack, _sign_pack_into, _thresholds,
+                            _xnor_conv,
                             export_packed, read_packed, to_dense)
 
 torch.set_num_threads(1)
@@ -121,3 +122,36 @@ def test_conv_kernel_against_float_reference(hw):
         assert torch.equal(torch.from_numpy(out).permute(0, 3, 1, 2), ref)
         bits, _ = _xnor_conv(xb, _kernel_bits(ws >= 0), _kernel_bits(ms), mcnt, corr, stride, pad, thr, np.float32(1), True, 9)
         assert np.array_equal(bits, _sign_pack(ref.numpy(), np.float32(1), np.zeros(9, np.float32), np.ones(9, np.float32)))
+
+
+@pytest.mark.parametrize("n", [2, 3, 33, 65])    # one chunk, one chunk of 3, and 2 chunks of unequal size
+def test_chunked_first_layer_is_bit_exact(data_root, n):
+    x = load_dataset("cifar10", "test", root=data_root).images[:n].float() / 255
+    net = build("conv4", (3, 32, 32), 10, activations="binary", kept=0.3, width=0.5, seed=1, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    with torch.no_grad():
+        net(load_dataset("cifar10", "test", root=data_root).images[:64].float() / 255)
+    net.eval()
+    pk = PackedNet(net, threads=1)
+    assert pk.front_chunk == 32                                   # 32 channels x 32 x 32 float32 = 128 KiB per image
+    with torch.no_grad():
+        assert torch.equal(pk(x), net(x))
+        front = net.body[1](net.body[0](x))                       # the float first layer, whole batch vs in chunks
+        if n >= 4:                                                # halves of >= 2 images: the same oneDNN kernel as the whole batch
+            halves = x.split([n // 2, n - n // 2])
+            assert torch.equal(torch.cat([net.body[1](net.body[0](c)) for c in halves]), front)
+    mlp = build("mlp", (1, 8, 8), 10, activations="binary", hidden=(40,), seed=0)
+    assert PackedNet(mlp).front_chunk is None                     # a linear first layer is never chunked
+
+
+def test_sign_pack_into_a_slice_equals_the_whole():
+    rng = np.random.default_rng(2)
+    for shape in ((5, 70, 3, 7), (4, 130, 1, 1)):                 # two/three words with a partial last word; a linear layer's output
+        h = rng.normal(size=shape).astype(np.float32)
+        mean, std = rng.normal(0, 0.3, shape[1]).astype(np.float32), rng.uniform(0.5, 2, shape[1]).astype(np.float32)
+        whole = _sign_pack(h, np.float32(0.7), mean, std)
+        ref = (h * np.float32(0.7) - mean[None, :, None, None]) / std[None, :, None, None] >= 0
+        bits = np.unpackbits(whole.view(np.uint8), axis=-1, bitorder="little")[..., :shape[1]].astype(bool)
+        assert np.array_equal(bits, ref.transpose(0, 2, 3, 1))
+        out = np.zeros_like(whole)
+        _sign_pack_into(h[:2], np.float32(0.7), mean, std, out[:2]); _sign_pack_into(h[2:], np.float32(0.7), mean, std, out[2:])
+        assert np.array_equal(out, whole)
