@@ -275,7 +275,8 @@ def build_pairs(data: ImageDataset, victims, attacks, *, eps: float | None = Non
                 root=None, progress: bool = False) -> AdvPairs:
     """Adversarial examples of the first `limit` images of `data` by every attack against every victim, as `AdvPairs`.
     `victims`: zoo names, modules or a dict name -> module; `attacks`: names (with `eps=`), `Attack`s, or a dict
-    name -> Attack (or -> keyword arguments). With `cache=` a folder, results are stored there and reused."""
+    name -> Attack (or -> keyword arguments). With `cache=` a folder, results are stored there and reused. The attacks
+    run where each victim is; `device=` moves the victims there first (in place, as `nn.Module.to` does)."""
     if not isinstance(data, ImageDataset):
         raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
     atks = _resolve_attacks(attacks, eps)
@@ -283,8 +284,9 @@ def build_pairs(data: ImageDataset, victims, attacks, *, eps: float | None = Non
     if limit is not None:
         if not isinstance(limit, int) or limit < 1: raise ValueError(f"limit={limit!r}: pass a positive number of images (or None for all)")
         data = data.subset(range(min(limit, len(data))))
-    dev = get_device(device) if device is not None else torch.device("cpu")
-    for k, v in vics.items(): check_classifier(v.to(dev), data.num_classes, data.shape, f"{data.name} (victim {k!r})")
+    if device is not None:
+        for v in vics.values(): v.to(get_device(device))
+    for k, v in vics.items(): check_classifier(v, data.num_classes, data.shape, f"{data.name} (victim {k!r})")
     key, cfg = pairs_key(data, atks, vics, seed)
     path = Path(cache)/f"pairs-{data.name}-{key}.safetensors" if cache is not None else None
     if path is not None and path.exists():
@@ -296,7 +298,7 @@ def build_pairs(data: ImageDataset, victims, attacks, *, eps: float | None = Non
     for ai, (an, atk) in enumerate(atks.items()):
         for vi, (vn, vic) in enumerate(vics.items()):
             seed_everything(seed * 1000 + ai * 31 + vi)       # attacks without their own seed draw from here
-            t = time.perf_counter(); advs = []
+            t, advs, dev = time.perf_counter(), [], next(vic.parameters()).device
             for i in tqdm(range(0, len(data), batch_size), desc=f"{an} vs {vn}", disable=not progress, leave=False):
                 advs.append(atk(vic, x_all[i:i + batch_size].to(dev), y_all[i:i + batch_size].to(dev)).cpu())
             seconds[f"{an}/{vn}"] = round(time.perf_counter() - t, 2)
