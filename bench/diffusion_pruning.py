@@ -203,7 +203,7 @@ class Bench:
         i = min(range(len(curve)), key=lambda j: abs(curve[j]["step"] - 0.75 * s))
         i = max(0, min(i - k // 2, len(curve) - 2 * k))          # the window at 3/4, clear of the last one
         end, back = np.mean([c["fd"] for c in curve[-k:]]), np.mean([c["fd"] for c in curve[i:i + k]])
-        return abs(end - back) / back < self.S["convergence_tolerance"]
+        return bool(abs(end - back) / back < self.S["convergence_tolerance"])
 
     def put(self, row):
         row = {"dataset": self.name, **row}
