@@ -442,7 +442,7 @@ def report(m=None):
         b = blk["speedup_best"]
         last_q = [c["fd"] for c in blk["fd_full_curve"] if c["step"] >= 0.75 * blk["S_full"]]
         has_coreset = any(a["method"] not in ("full", "full-stopped", "dynamic", "random") for a in blk["rows"].values())
-        notes.append(f"**{ds}**: full data converged at {blk['S_full']} steps by the rule (FD at the end within 2 % of FD at "
+        notes.append(f"**{ds}**: full data converged at {blk['S_full']} steps by the rule (the mean of the last {SETTINGS[ds].get('converge_window', 1)} FD readings within 2 % of the mean of as many at "
                      f"3/4 of the steps: {blk['full_converged']}), FD {blk['fd_full']:.3f} ± {blk['fd_full_std']:.3f}; over its "
                      f"last quarter the (seed-mean) FD ranged {min(last_q):.3f}-{max(last_q):.3f}, so single FD readings are "
                      f"noisy at this sample size. Speed-up at equal epochs with FD within 10 % of full: " +
