@@ -298,9 +298,10 @@ def summarise():
     ext = max((r for r in R if r["kind"] == "full_extension"), key=lambda r: r["steps"], default=None)
     if ext:                                                   # the probe beyond S (seed 0 only): how far from flat?
         for row in table: row[f"FD / full seed 0 at {ext['steps']}"] = row["FD mean"] / ext["fd"]
-    def best(m):
-        hits = [(agg[(p, m)]["speedup"], p) for p in S["fractions"] if (p, m) in agg
-                and agg[(p, m)]["fd"] <= fd_full * (1 + S["match_tolerance"])]
+    def best(m, fd_ref=fd_full, cost_ref=cpu_full):
+        "(speed-up, p): the largest `cost_ref` / row cost over the p whose mean FD is within match_tolerance of `fd_ref`, or (None, None)."
+        hits = [(cost_ref / agg[(p, m)]["cost"], p) for p in S["fractions"] if (p, m) in agg
+                and agg[(p, m)]["fd"] <= fd_ref * (1 + S["match_tolerance"])]
         return max(hits) if hits else (None, None)
     ratio = lambda a, b: {str(p): agg[(p, a)]["fd"] / agg[(p, b)]["fd"] for p in S["fractions"] if (p, a) in agg and (p, b) in agg}
     sp, bp = best("gaussian+dro"); sp_g, bp_g = best("gaussian"); sp_r, bp_r = best("random")
@@ -327,12 +328,8 @@ def summarise():
                rows=R)
     r2 = lambda v: "none" if v is None else f"{v:.2f}"
     if ext:   # the same matched-FD rule against the probe's longer-trained seed-0 model (its CPU from step 0 as full cost)
-        vs = {}
-        for m in ("random", "gaussian", "gaussian+dro"):
-            hits = [(ext["cpu_train"] / agg[(p, m)]["cost"], p) for p in S["fractions"] if (p, m) in agg
-                    and agg[(p, m)]["fd"] <= ext["fd"] * (1 + S["match_tolerance"])]
-            vs[m] = dict(zip(("speedup", "fraction"), max(hits))) if hits else dict(speedup=None, fraction=None)
-        res["speedup_at_matched_fd_vs_extension"] = vs
+        res["speedup_at_matched_fd_vs_extension"] = {
+            m: dict(zip(("speedup", "fraction"), best(m, ext["fd"], ext["cpu_train"]))) for m in ("random", "gaussian", "gaussian+dro")}
     ext_txt = "" if ext is None else (
         f"Convergence probe (seed 0 only, a copy of its full run trained on from S): at {ext['steps']} steps FD "
         f"{ext['fd']:.3f}, {ext['change_last_quarter']:+.1%} over its last quarter ({'flat' if ext['converged'] else 'not flat'} "
