@@ -134,7 +134,7 @@ def unseen_victim(name: str, tr_data, start: int, args, log):
                    "epochs": args.victim_epochs, "test_acc": acc}
 
 
-def train_denoiser(name, setting, pairs, f, args, seed, gamma, lam, epochs, tag, log):
+def train_denoiser(name, setting, pairs, f, args, seed, gamma, lam, epochs, tag, log, val=None):
     from effdata.core import seed_everything
     from effdata.red import DnCNN, REDTrainer, get_setting
     st = get_setting(setting)
@@ -148,11 +148,13 @@ def train_denoiser(name, setting, pairs, f, args, seed, gamma, lam, epochs, tag,
     tr = REDTrainer(DnCNN(pairs.shape[0], args.depth, args.width), pairs, f, setting=setting, gamma=g, lam=l, l1=args.l1,
                     epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False,
                     classifier_name=SETUPS[name]["victims"][0], run=run, resume=(run / "checkpoints").is_dir(),
-                    device=args.device).fit()
+                    device=args.device, eval_pairs=val).fit()
     secs = time.perf_counter() - t
     n = max(1, len(tr.history) // 10)
     info = {"seconds": secs, "steps": tr.step, "final_loss": float(np.mean(tr.history[-n:])) if tr.history else None,
-            "gamma": tr.gamma, "lam": tr.lam, "l1": tr.l1, "augment": list(tr.augment), "run": str(run)}
+            "gamma": tr.gamma, "lam": tr.lam, "l1": tr.l1, "augment": list(tr.augment), "run": str(run),
+            "val_curve": [{k: v for k, v in r.items() if k in ("epoch", "step") or k.startswith("val_")}   # per epoch
+                          for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r]}
     log(f"[{name}] {tag} {setting} seed {seed}: {tr.step} steps in {secs:.0f} s (gamma {g}, lambda {l})")
     return tr.model.eval(), info
 
@@ -260,7 +262,8 @@ def run_dataset(name: str, args, log) -> None:
         for setting in SETTINGS:
             key = dict(kind="cell", dataset=name, cfg=cfg, seed=seed, setting=setting)
             if rows.have(**key): continue
-            den, info = train_denoiser(name, setting, P["train"], P["f"], args, seed, gamma, lam, args.epochs, "main", log)
+            den, info = train_denoiser(name, setting, P["train"], P["f"], args, seed, gamma, lam, args.epochs, "main", log,
+                                       val=P["val"])
             t = time.perf_counter()
             ev = evaluate_red({setting: den}, fixed, P["f"], k=args.k, ig_steps=args.ig_steps, attr_limit=args.attr_limit)
             adp = adaptive_pairs(P, name, setting, den, args, seed).perturbed()
@@ -269,6 +272,7 @@ def run_dataset(name: str, args, log) -> None:
                 r["group"] = group_of(r["attack"], r["victim"], P["train"].attacks, P["train"].victims)
             rows.add([{**key, **r, "train": info, "eval_seconds": time.perf_counter() - t} for r in ev])
             log(f"[{name}] {setting} seed {seed}: evaluated {len(ev)} cells in {time.perf_counter() - t:.0f} s")
+    rows = Rows(rows.path)                                          # other seeds may run in parallel processes
     if not rows.have(kind="identity", dataset=name, cfg=cfg):      # what x' itself scores (no denoising)
         from effdata.red import DnCNN
         ev = evaluate_red({"identity": DnCNN(P["train"].shape[0], 3, 4)}, fixed, P["f"], k=args.k, ig_steps=args.ig_steps,

@@ -398,9 +398,18 @@ class REDTrainer(Trainer):
     def __init__(self, denoiser: nn.Module, pairs: AdvPairs, classifier: nn.Module, *, setting: str = "CDD-RED",
                  gamma: float | None = None, lam: float | None = None, augment: Sequence[str] | None = None,
                  l1: str | None = None, filter: bool = True, epochs: int = 1, batch_size: int = 32, optimizer: str = "adam", lr: float = 1e-3,
-                 weight_decay: float = 0.0, schedule: str = "cosine", classifier_name: str | None = None, **kw):
+                 weight_decay: float = 0.0, schedule: str = "cosine", classifier_name: str | None = None,
+                 eval_pairs: AdvPairs | None = None, **kw):
         if not isinstance(pairs, AdvPairs): raise TypeError(f"pairs is a {type(pairs).__name__}: pass AdvPairs (build_pairs)")
         if len(pairs) == 0: raise ValueError("pairs is empty: build some adversarial pairs first")
+        if eval_pairs is not None:
+            if not isinstance(eval_pairs, AdvPairs):
+                raise TypeError(f"eval_pairs is a {type(eval_pairs).__name__}: pass AdvPairs of held-out images (build_pairs) or None")
+            if len(eval_pairs) == 0: raise ValueError("eval_pairs is empty: pass held-out pairs or None")
+            if eval_pairs.shape != pairs.shape or eval_pairs.classes != pairs.classes:
+                raise ValueError(f"eval_pairs hold {eval_pairs.name} images {eval_pairs.shape} with {eval_pairs.num_classes} classes "
+                                 f"but pairs hold {pairs.name} {pairs.shape} with {pairs.num_classes}: validate on pairs of the same data")
+        self.eval_pairs = eval_pairs
         st = get_setting(setting)
         self.gamma = check_number(st["gamma"] if gamma is None else gamma, "gamma", example="gamma=0.025")
         self.lam = check_number(st["lam"] if lam is None else lam, "lam", example="lam=0.025")
@@ -428,6 +437,22 @@ class REDTrainer(Trainer):
         self.classifier.eval()
         return red_objective(self.model, self.classifier, batch.x, x_adv, gamma=self.gamma, lam=self.lam,
                              augment=self.augment, filter=self.filter, l1=self.l1, generator=g)
+
+    def validate(self, pairs: AdvPairs, batch_size: int = 256) -> dict:
+        "The run's objective on `pairs` without augmentation, in eval mode: `val_loss` and its terms, means over pairs."
+        sums, n = {}, 0
+        with eval_mode(self.model), torch.no_grad():
+            for i in range(0, len(pairs), batch_size):
+                x, xa = pairs.x[i:i + batch_size].to(self.device), pairs.adv[i:i + batch_size].to(self.device)
+                loss, logs = red_objective(self.model, self.classifier, x, xa, gamma=self.gamma, lam=self.lam,
+                                           filter=self.filter, l1=self.l1)
+                for k, v in {"loss": loss.mean().item(), **logs}.items(): sums[k] = sums.get(k, 0.0) + v * len(x)
+                n += len(x)
+        return {f"val_{k}": v / n for k, v in sums.items()}
+
+    def on_epoch_end(self, epoch):
+        "With `eval_pairs`, the validation objective after each epoch (logged to the run's metrics): where it flattens."
+        return self.validate(self.eval_pairs) if self.eval_pairs is not None else {}
 
 def load_denoiser(path: str | os.PathLike, device=None) -> DnCNN:
     "The DnCNN of a RED run folder (its newest checkpoint) or of a checkpoint folder, in eval mode; `.red` holds its training objective."
