@@ -18,7 +18,7 @@ from torch import nn
 from .core import check_count, check_number, get_device, seed_everything
 from .data import Batch, ImageDataset, Selection
 from .models import count_params
-from .train import Trainer, make_schedule
+from .train import Trainer, make_schedule, set_schedule_step
 
 # %% auto #0
 __all__ = ['PRESETS', 'DiffusionConfig', 'get_config', 'make_unet', 'make_scheduler', 'to_model_range', 'from_model_range',
@@ -315,7 +315,7 @@ class DDPMTrainer(Trainer):
         "Make the LR schedule span `steps` (the base class sized it for whole epochs), keeping its position."
         last = self.scheduler.last_epoch
         self.scheduler = make_schedule(self.optimizer, name, self.total_steps, warmup)
-        self.scheduler.last_epoch = last
+        set_schedule_step(self.scheduler, last)         # the learning rate too (a new LambdaLR starts at step 0's)
         lrs = [b * f(last) for b, f in zip(self.scheduler.base_lrs, self.scheduler.lr_lambdas)]
         for g, lr in zip(self.optimizer.param_groups, lrs): g["lr"] = lr
         self.scheduler._last_lr = lrs

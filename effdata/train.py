@@ -24,8 +24,9 @@ from .data import Batch, ImageDataset, Loader, Selection, epoch_generator, shard
 from .models import check_classifier
 
 # %% auto #0
-__all__ = ['MIXED_PRECISION', 'OPTIMIZERS', 'SCHEDULES', 'DYNAMIC', 'DeferredInterrupt', 'launched', 'Processes',
-           'NonFiniteLossError', 'make_optimizer', 'make_schedule', 'Trainer', 'InfoBatch', 'ClassifierTrainer']
+__all__ = ['MIXED_PRECISION', 'OPTIMIZERS', 'SCHEDULES', 'WSD_DECAY', 'DYNAMIC', 'DeferredInterrupt', 'launched', 'Processes',
+           'NonFiniteLossError', 'make_optimizer', 'make_schedule', 'set_schedule_step', 'Trainer', 'InfoBatch',
+           'ClassifierTrainer']
 
 # %% ../nbs/03_train.ipynb #9b7ab6c5
 class DeferredInterrupt:
@@ -160,7 +161,8 @@ def _accelerator(accelerator, mixed_precision: str | None, device):
 class NonFiniteLossError(FloatingPointError, ValueError):
     "The loss became NaN or infinite: the run stops before that step changes the weights."
 
-OPTIMIZERS, SCHEDULES = ("sgd", "adam", "adamw"), ("constant", "cosine", "step", "cyclic")
+OPTIMIZERS, SCHEDULES = ("sgd", "adam", "adamw"), ("constant", "cosine", "step", "cyclic", "wsd")
+WSD_DECAY = 0.2          # the share of the steps (after warm-up) over which 'wsd' decays to zero
 
 def make_optimizer(params, name: str = "sgd", lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 5e-4):
     "SGD (Nesterov momentum) or Adam/AdamW by name."
@@ -175,8 +177,10 @@ def make_optimizer(params, name: str = "sgd", lr: float = 0.1, momentum: float =
     if name == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int = 0):
-    """Learning-rate schedule by name, after linear warm-up: 'constant', 'cosine', 'step' (x0.1 at 50 % and 75 %) or
-    'cyclic' (one cycle, as Wong et al.'s Fast AT: from 0 linearly up to `lr` at mid-training, then down to 0)."""
+    """Learning-rate schedule by name, after linear warm-up: 'constant', 'cosine', 'step' (x0.1 at 50 % and 75 %),
+    'cyclic' (one cycle, as Wong et al.'s Fast AT: from 0 linearly up to `lr` at mid-training, then down to 0) or 'wsd'
+    (warmup-stable-decay, Hägele et al. 2024: constant, then linearly to 0 over the last `WSD_DECAY` of the steps; its
+    stable part is a 'constant' run's, so a decay can branch off a constant-LR run: `Trainer(init_from=...)`)."""
     if name not in SCHEDULES: raise ValueError(f"schedule={name!r}: use {', '.join(map(repr, SCHEDULES))}")
     warmup_steps = check_count(warmup_steps, "warmup_steps", 0, "warmup_steps=0")
     def f(step):
@@ -186,9 +190,29 @@ def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int = 0)
         if name == "cosine": return 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
         if name == "step": return 0.1 ** ((p >= 0.5) + (p >= 0.75))
         if name == "cyclic": return max(0.0, 1 - abs(2 * p - 1))
+        if name == "wsd": return min(1.0, max(0.0, (1 - p) / WSD_DECAY))
         raise ValueError(f"schedule={name!r}: use {', '.join(map(repr, SCHEDULES))}")
     f(0)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+
+def set_schedule_step(scheduler, step: int):
+    "Put a `make_schedule` schedule at `step` (steps done), with the optimiser's learning rates to match."
+    scheduler.last_epoch = step
+    lrs = [base * f(step) for base, f in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for g, lr in zip(scheduler.optimizer.param_groups, lrs): g["lr"] = lr
+    scheduler._last_lr = lrs
+
+def _init_checkpoint(init_from) -> Path:
+    "The checkpoint folder `init_from` names: itself, or the newest checkpoint of a run folder."
+    if not isinstance(init_from, (str, os.PathLike)):
+        raise TypeError(f"init_from is a {type(init_from).__name__}: pass a checkpoint folder or a run folder (a path), or None")
+    p = Path(init_from)
+    if (p/"meta.json").exists(): return p
+    last = sorted(q for q in (p/"checkpoints").glob("step-*") if (q/"meta.json").exists())
+    if not last:
+        raise FileNotFoundError(f"init_from={str(init_from)!r} is neither a checkpoint folder (with meta.json) nor a run "
+                                f"folder with checkpoints: pass e.g. a run folder of a finished or interrupted run")
+    return last[-1]
 
 class Trainer:
     "The shared training loop. Subclasses define `loss(batch)`; see above."
@@ -199,7 +223,7 @@ class Trainer:
                  selection: Selection | None = None, sampler: str = "shuffle", dynamic=None, augment: bool = True,
                  seed: int = 0, device=None, run=None, resume: bool = False, ckpt_every: int | None = None,
                  log_every: int = 10, progress: bool = True, mixed_precision: str | None = None, accelerator=None,
-                 **extra_config):
+                 init_from=None, **extra_config):
         if not isinstance(data, ImageDataset):
             raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
         if not isinstance(model, nn.Module):
@@ -238,6 +262,11 @@ class Trainer:
                            warmup_steps=warmup_steps, grad_clip=grad_clip, sampler=sampler, augment=augment, seed=seed,
                            selection=None if selection is None else selection.info,
                            dynamic=None if self.dynamic is None else repr(self.dynamic), **extra_config)
+        init = None
+        if init_from is not None:
+            if self.dynamic is not None: raise ValueError(f"init_from with dynamic={dynamic!r}: start dynamic pruning from step 0")
+            init = _init_checkpoint(init_from)
+            self.config["init_from"] = str(init)
         if self.mixed_precision != "no": self.config["mixed_precision"] = self.mixed_precision
         seed_everything(seed)
         for m in self.modules().values(): m.to(self.device)
@@ -260,6 +289,13 @@ class Trainer:
             if info is not None:
                 self.step = info["step"]; self._load_scaler(info["extra"]); self.load_extra_state(info["extra"])
                 if self.dynamic is not None: self.dynamic.load_state(info["extra"]["dynamic"]); self._sync_dynamic()
+        if init is not None and self.step == 0:     # a branch off another run (a resumed branch has its own checkpoints)
+            info = load_checkpoint(init, self.modules(), optimizer=self.optimizer, scheduler=self.scheduler)
+            if info["step"] >= self.total_steps:
+                raise ValueError(f"init_from={str(init)!r} is at step {info['step']} but this run has {self.total_steps} steps: "
+                                 f"branch from an earlier checkpoint, or train for more steps")
+            self.step = info["step"]; self._load_scaler(info["extra"]); self.load_extra_state(info["extra"])
+            set_schedule_step(self.scheduler, self.step)       # this run's schedule at that step
 
     # --- what subclasses define -------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
