@@ -31,6 +31,8 @@ not counted (it is the run being sped up); the VAE is shared by all runs and rep
     EFFDATA_DATA=../shared/data nohup python bench/latent_pruning.py > /tmp/latent_pruning.log 2>&1 &
     python bench/latent_pruning.py --report       # rewrite the .json/.md from the rows so far
     python bench/latent_pruning.py --extend 16000 # convergence probe: seed 0's full run continued past S (a copy)
+    nohup python bench/latent_pruning.py --protocol wsd > /tmp/latent_wsd.log 2>&1 &   # every budget with its own LR
+                                                  # decay, branched off the constant runs above (see WSD_DOC)
 
 Rows are appended to results/latent_pruning.jsonl as each run finishes; a restart skips the finished ones.
 """
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -133,10 +136,10 @@ class Setup:
         return dict(fd=float(frechet_distance(self.real, f)), **precision_recall(real, f, k=3))
 
 
-def trainer(st: Setup, seed: int, steps: int, selection=None, run=None, resume=False):
+def trainer(st: Setup, seed: int, steps: int, selection=None, run=None, resume=False, **kw):
     from effdata.latent import LatentDDPMTrainer
     return LatentDDPMTrainer(st.train, st.vae, st.cfg, latents=st.z, selection=selection, steps=steps, seed=seed,
-                             run=run, resume=resume, ckpt_every=10**9, progress=False)
+                             run=run, resume=resume, ckpt_every=10**9, progress=False, **kw)
 
 
 def full_run(st: Setup, seed: int, work: Path, S_: int | None) -> dict:
@@ -225,7 +228,9 @@ def extend_full(st: Setup, work: Path, to: int) -> dict:
                     cpu_train=cpu, wall_train=wall, curve=curve))
 
 
-def subset_runs(st: Setup, seed: int, S_: int, work: Path):
+def subset_runs(st: Setup, seed: int, S_: int, work: Path, kind: str = "subset", ref: Path | None = None, **kw):
+    """Random, coreset and coreset + DRO at each kept fraction for p * S_ steps (rows of `kind`); `ref`: the DRO
+    reference run folder (default: the seed's constant-LR full run); `kw`: trainer options (e.g. schedule='wsd')."""
     from effdata.latent import latent_reweight
     from effdata.selection import coreset, random_scores, select
     for p in S["fractions"]:
@@ -236,19 +241,19 @@ def subset_runs(st: Setup, seed: int, S_: int, work: Path):
                         seconds_scoring=core.info["seconds_scoring"])
         rnd = select(random_scores(len(st.train), seed), p, st.train.targets, seed=seed, info={"method": "random"})
         for method in ("random", "gaussian", "gaussian+dro"):
-            if done("subset", seed=seed, fraction=p, method=method): continue
+            if done(kind, seed=seed, fraction=p, method=method): continue
             extra, sel = dict(cpu_selection=0.0, wall_selection=0.0, cpu_proxy=0.0, wall_proxy=0.0), rnd
             if method != "random": extra.update(sel_cost); sel = core
             if method == "gaussian+dro":
                 with Clock() as c:
-                    cw = latent_reweight(st.train, st.vae, work / f"full{seed}", st.cfg, selection=core, steps=S["dro_steps"],
+                    cw = latent_reweight(st.train, st.vae, ref or work / f"full{seed}", st.cfg, selection=core, steps=S["dro_steps"],
                                          latents=st.z, step_size=S["dro_step_size"], smoothing=S["dro_smoothing"], seed=seed,
                                          progress=False)
                 extra.update(cpu_proxy=c.cpu, wall_proxy=c.wall, class_weights=cw.weights.round(4).tolist())
                 sel = cw.apply(core, st.train.targets)
-            tr = trainer(st, seed, steps, selection=sel)
+            tr = trainer(st, seed, steps, selection=sel, **kw)
             with Clock() as c: tr.fit()
-            add(dict(kind="subset", seed=seed, fraction=p, method=method, steps=steps, **st.score(tr), cpu_train=c.cpu,
+            add(dict(kind=kind, seed=seed, fraction=p, method=method, steps=steps, **st.score(tr), cpu_train=c.cpu,
                      wall_train=c.wall, **extra))
 
 
@@ -362,10 +367,169 @@ def summarise():
 Setup_acc: list = []
 
 
+# ---------------------------------------------------------------- protocol 'wsd'
+WSD_DOC = """Protocol 'wsd' (issue 19, third try; rows in results/latent_pruning_wsd.jsonl). The constant-LR full run never
+flattened: its FD fell by ~8 % over each last quarter up to 16000 steps (1.336 at 7200, 1.182 at 9600, 1.086 at 12000,
+1.001 at 16000: a power law in the steps, so a 2 % rule on a constant-LR curve would not fire within any CPU budget).
+Every budget now ends with its own learning-rate decay (warmup-stable-decay: constant, then linearly to 0 over the last
+20 % of the steps after warm-up; Haegele et al. 2024), the standard way to compare budgets without a fixed horizon:
+- full data, seed 0: budgets B whose decay starts at a checkpoint s0 of the constant-LR full run (B = w + (s0 - w) / 0.8
+  for s0 in BRANCH, w the warm-up): that run's checkpoint at s0 plus a decay of 0.2 (B - w) steps
+  (Trainer(init_from=..., schedule='wsd'): the same weights as a 'wsd' run of B steps from step 0, tested bit for bit).
+  S = the first B whose FD is within converge_tol (2 %) of the previous rung's (each rung 1.2-1.33x the previous: the
+  'last quarter' rule, on budgets); the constant run is extended (a constant-LR branch of its own) where s0 needs it;
+- seeds 1, 2: the full run at S the same way;
+- every seed, each p in fractions: random / coreset / coreset + DRO trained 'wsd' for p * S steps from scratch, and the
+  full data trained 'wsd' for p * S steps (the full data at the same cost, with its own decay);
+- costs: CPU of the constant run to s0 + the decay (CPU seconds at 1 thread); speed-up at matched FD as in the constant
+  protocol (mean FD within 10 % of the full FD at S, 3 seeds). The DRO reference is the seed's full run at S."""
+BRANCH = [7200, 9600, 12000, 16000, 20000, 24000, 32000]
+TRUNK_STEPS = 64000        # names the constant-LR extension runs (constant LR: the total does not change the schedule)
+
+
+def wsd_budget(s0: int, w: int) -> int:
+    "The 'wsd' budget whose decay starts at step s0 (w: warm-up steps), in exact arithmetic."
+    from fractions import Fraction
+    from effdata.train import WSD_DECAY
+    return w + math.ceil((s0 - w) / (1 - Fraction(WSD_DECAY).limit_denominator(1000)))
+
+
+def trunk_ckpt(st: Setup, seed: int, s0: int, work: Path) -> tuple[Path, float, float]:
+    """A checkpoint of seed's constant-LR full run at step s0, with the CPU and wall seconds it took from step 0. Looks in
+    the full run, seed 0's probe copy and the extension run; else extends (a constant-LR branch off the newest one)."""
+    srcs = [(work / f"full{seed}", work / f"full{seed}.curve.json"), (work / f"trunk{seed}", work / f"trunk{seed}.curve.json")]
+    if seed == 0: srcs.insert(1, (work / "full0_ext", work / "full0_ext.curve.json"))
+    have = []
+    for run, side in srcs:
+        if not side.exists(): continue
+        for c in json.loads(side.read_text()):
+            ck = run / "checkpoints" / f"step-{c['step']:09d}"
+            if (ck / "meta.json").exists(): have.append((c["step"], ck, c["cpu"], c["wall"]))
+    if (hit := [h for h in have if h[0] == s0]): return hit[0][1:]
+    below = [h for h in have if h[0] < s0]
+    if not below: sys.exit(f"seed {seed}: no constant-LR checkpoint below step {s0} to extend (run the constant protocol first)")
+    step, ck, cpu, wall = max(below)
+    run, side = work / f"trunk{seed}", work / f"trunk{seed}.curve.json"
+    resume = (run / "checkpoints").exists()
+    if resume and json.loads(side.read_text())[-1]["step"] != step:
+        sys.exit(f"{run} holds an extension that is not at step {step}: move it aside")
+    init = json.loads((run / "config.json").read_text())["init_from"] if resume else str(ck)
+    tr = trainer(st, seed, TRUNK_STEPS, run=run, resume=resume, schedule="constant", init_from=init)
+    with Clock() as c: tr.fit(max_steps=s0)
+    curve = (json.loads(side.read_text()) if side.exists() else []) + [dict(step=s0, cpu=cpu + c.cpu, wall=wall + c.wall)]
+    side.write_text(json.dumps(curve))
+    print(f"  constant-LR run of seed {seed} extended to step {s0} ({cpu + c.cpu:.0f} s CPU from step 0)", flush=True)
+    return run / "checkpoints" / f"step-{s0:09d}", cpu + c.cpu, wall + c.wall
+
+
+def full_wsd(st: Setup, seed: int, s0: int, work: Path) -> dict:
+    "The full-data 'wsd' run whose decay starts at the constant run's step s0 (a row of kind 'full_wsd')."
+    B = wsd_budget(s0, st.cfg.warmup_steps)
+    if (r := done("full_wsd", seed=seed, steps=B)): return r
+    ck, cpu0, wall0 = trunk_ckpt(st, seed, s0, work)
+    run = work / f"wsd{seed}_{B}"
+    if (run / "checkpoints").exists() and not (run / "cost.json").exists():
+        import shutil; shutil.rmtree(run)                               # a decay killed before its cost was saved
+    tr = trainer(st, seed, B, run=run, resume=(run / "checkpoints").exists(), schedule="wsd", init_from=str(ck))
+    if not (run / "cost.json").exists():
+        with Clock() as c: tr.fit()
+        (run / "cost.json").write_text(json.dumps(dict(cpu=c.cpu, wall=c.wall)))
+    cost = json.loads((run / "cost.json").read_text())
+    sc = st.score(tr)
+    print(f"  full seed {seed}, wsd budget {B} (decay from {s0}): FD {sc['fd']:.3f}", flush=True)
+    return add(dict(kind="full_wsd", seed=seed, steps=B, branch=s0, **sc, cpu_train=cpu0 + cost["cpu"],
+                    wall_train=wall0 + cost["wall"], cpu_decay=cost["cpu"], run=run.name))
+
+
+def wsd_S(R: list[dict]) -> tuple[int | None, bool]:
+    "S from seed 0's 'wsd' ladder: the first budget within converge_tol of the previous one (or the last, unconverged)."
+    lad = sorted((r for r in R if r["kind"] == "full_wsd" and r["seed"] == 0), key=lambda r: r["steps"])
+    for a, b in zip(lad, lad[1:]):
+        if abs(b["fd"] - a["fd"]) / a["fd"] < S["converge_tol"]: return b["steps"], True
+    return (lad[-1]["steps"] if lad else None), False
+
+
+def run_wsd(st: Setup, work: Path, seeds: list[int]):
+    if 0 in seeds or wsd_S(rows())[0] is None:
+        for s0 in BRANCH:
+            full_wsd(st, 0, s0, work)
+            if wsd_S(rows())[1]: break
+    S_, conv = wsd_S(rows())
+    s0 = next(b for b in BRANCH if wsd_budget(b, st.cfg.warmup_steps) == S_)
+    print(f"S = {S_} ({'converged' if conv else 'NOT converged: the ladder ran out'})", flush=True)
+    for seed in seeds:
+        full = full_wsd(st, seed, s0, work)
+        for p in S["fractions"]:
+            if done("full_small_wsd", seed=seed, fraction=p): continue
+            tr = trainer(st, seed, max(1, round(p * S_)), schedule="wsd")
+            with Clock() as c: tr.fit()
+            add(dict(kind="full_small_wsd", seed=seed, fraction=p, steps=tr.step, **st.score(tr), cpu_train=c.cpu, wall_train=c.wall))
+        subset_runs(st, seed, S_, work, kind="subset_wsd", ref=work / full["run"], schedule="wsd")
+        summarise_wsd()
+
+
+def summarise_wsd():
+    R = rows()
+    S_, conv = wsd_S(R)
+    if S_ is None: print("no 'wsd' full run yet"); return
+    mean = lambda xs: float(np.mean(xs)) if xs else None
+    full = [r for r in R if r["kind"] == "full_wsd" and r["steps"] == S_]
+    fd_full, cpu_full = mean([r["fd"] for r in full]), mean([r["cpu_train"] for r in full])
+    table, agg = [], {}
+    for p in S["fractions"]:
+        for m in ("full", "random", "gaussian", "gaussian+dro"):
+            rs = [r for r in R if (r["kind"] == "full_small_wsd" and m == "full" or r["kind"] == "subset_wsd" and r["method"] == m)
+                  and r["fraction"] == p]
+            if not rs: continue
+            cost = mean([r["cpu_train"] + r.get("cpu_selection", 0.0) + r.get("cpu_proxy", 0.0) for r in rs])
+            a = agg[(p, m)] = dict(fd=mean([r["fd"] for r in rs]), fd_std=float(np.std([r["fd"] for r in rs])), cost=cost, n=len(rs),
+                                   precision=mean([r["precision"] for r in rs]), recall=mean([r["recall"] for r in rs]),
+                                   steps=rs[0]["steps"])
+            table.append({"method": "full data (same steps)" if m == "full" else m, "p": p, "steps": a["steps"], "seeds": a["n"],
+                          "FD mean": a["fd"], "FD std": a["fd_std"], "FD / full(S)": a["fd"] / fd_full,
+                          "precision": a["precision"], "recall": a["recall"], "CPU s (train+sel+DRO)": cost,
+                          "full cost / row cost": cpu_full / cost})
+    table.append({"method": "full data (S)", "p": 1.0, "steps": S_, "seeds": len(full), "FD mean": fd_full,
+                  "FD std": float(np.std([r["fd"] for r in full])), "FD / full(S)": 1.0,
+                  "precision": mean([r["precision"] for r in full]), "recall": mean([r["recall"] for r in full]),
+                  "CPU s (train+sel+DRO)": cpu_full, "full cost / row cost": 1.0})
+    def best(m):
+        hits = [(cpu_full / agg[(p, m)]["cost"], p) for p in S["fractions"] if (p, m) in agg
+                and agg[(p, m)]["n"] == len(full) and agg[(p, m)]["fd"] <= fd_full * (1 + S["match_tolerance"])]
+        return max(hits) if hits else (None, None)
+    sp = {m: dict(zip(("speedup", "fraction"), best(m))) for m in ("random", "gaussian", "gaussian+dro", "full")}
+    seeds = sorted({r["seed"] for r in full})
+    lad = sorted((r for r in R if r["kind"] == "full_wsd" and r["seed"] == 0), key=lambda r: r["steps"])
+    res = dict(protocol="wsd (every budget with its own LR decay; converged by budget)", doc=WSD_DOC, seeds=seeds,
+               settings=S, branch_points=BRANCH, machine=machine(S["threads"]),
+               full=dict(steps=S_, converged=conv, fd=fd_full, cpu_train=cpu_full,
+                         ladder_seed0=[{k: r[k] for k in ("steps", "branch", "fd", "precision", "recall", "cpu_train")} for r in lad]),
+               speedup_at_matched_fd=sp["gaussian+dro"]["speedup"], speedup_best=dict(method="gaussian+dro", fraction=sp["gaussian+dro"]["fraction"]),
+               speedup_at_matched_fd_by_method=sp,
+               fd_ratio_vs_full_same_steps={m: {str(p): agg[(p, m)]["fd"] / agg[(p, "full")]["fd"] for p in S["fractions"]
+                                                if (p, m) in agg and (p, "full") in agg} for m in ("random", "gaussian", "gaussian+dro")},
+               fd_ratio_vs_random={m: {str(p): agg[(p, m)]["fd"] / agg[(p, "random")]["fd"] for p in S["fractions"]
+                                       if (p, m) in agg and (p, "random") in agg} for m in ("gaussian", "gaussian+dro")},
+               goal="coreset + DRO within 10 % of the converged full FD at >= 3x less training, over 3 seeds",
+               goal_met=bool(conv and len(seeds) >= 3 and (sp["gaussian+dro"]["speedup"] or 0) >= 3), rows=R)
+    r2 = lambda v: "none" if v is None else f"{v:.2f}"
+    notes = (f"Full data: S = {S_} steps ({'converged' if conv else 'NOT converged'}: seed 0's ladder "
+             + ", ".join(f"{r['steps']}: {r['fd']:.3f}" for r in lad) + f"), mean FD {fd_full:.3f} over seeds {seeds}, "
+             f"{cpu_full:.0f} s CPU each. Speed-up at matched FD (mean FD <= 1.10 x full, all seeds): "
+             + "; ".join(f"{m} {r2(v['speedup'])}" + (f" (p={v['fraction']})" if v["fraction"] else "") for m, v in sp.items())
+             + f". Goal: {'met' if res['goal_met'] else 'NOT met'}. " + WSD_DOC.replace(chr(10), " "))
+    write("latent_pruning_wsd", res, "Pruning then reweighting a latent DM (VAE + DiT), MNIST 16x16: every budget with its own LR decay (CPU)",
+          table, notes)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--report", action="store_true", help="only rewrite results/latent_pruning.json/.md from the rows")
-    ap.add_argument("--work", default="/tmp/effdata_latent_bench", help="folder for the VAE, caches and run folders")
+    ap.add_argument("--work", default=str(Path(__file__).resolve().parent / "runs" / "latent_bench"),
+                    help="folder for the VAE, caches and run folders (git-ignored)")
+    ap.add_argument("--protocol", choices=["constant", "wsd"], default="constant",
+                    help="constant: the constant-LR protocol (latent_pruning.*); wsd: every budget with its own decay "
+                         "(latent_pruning_wsd.*), see WSD_DOC")
     ap.add_argument("--seeds", type=int, nargs="+", default=S["seeds"])
     ap.add_argument("--extend", type=int, default=None, metavar="STEPS",
                     help="only the convergence probe: seed 0's full run continued to STEPS (a copy of its run folder)")
@@ -373,6 +537,16 @@ def main():
     torch.set_num_threads(S["threads"])
     work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
     if (work / "clf_acc.json").exists(): Setup_acc[:] = json.loads((work / "clf_acc.json").read_text())
+    if args.protocol == "wsd":
+        global ROWS
+        ROWS = RESULTS / "latent_pruning_wsd.jsonl"
+        if not done("vae") and (work / "vae").exists():            # the VAE the constant protocol trained (and timed)
+            v = [json.loads(l) for l in (RESULTS / "latent_pruning.jsonl").read_text().splitlines() if '"kind": "vae"' in l]
+            if v: add(v[0])
+        if args.report: summarise_wsd(); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
+        st = Setup(work)
+        Setup_acc[:] = [st.clf_acc, st.fd_real]
+        run_wsd(st, work, args.seeds); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
     if args.report: summarise(); print((RESULTS / "latent_pruning.md").read_text()); return
     st = Setup(work)
     (work / "clf_acc.json").write_text(json.dumps([st.clf_acc, st.fd_real])); Setup_acc[:] = [st.clf_acc, st.fd_real]

@@ -190,7 +190,7 @@ def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int = 0)
         if name == "cosine": return 0.5 * (1 + math.cos(math.pi * min(p, 1.0)))
         if name == "step": return 0.1 ** ((p >= 0.5) + (p >= 0.75))
         if name == "cyclic": return max(0.0, 1 - abs(2 * p - 1))
-        if name == "wsd": return min(1.0, max(0.0, (1 - p) / WSD_DECAY))
+        if name == "wsd": return 1.0 if p <= 1 - WSD_DECAY + 1e-12 else max(0.0, (1 - p) / WSD_DECAY)   # exactly 1 until the decay
         raise ValueError(f"schedule={name!r}: use {', '.join(map(repr, SCHEDULES))}")
     f(0)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
