@@ -289,6 +289,10 @@ def load_dataset(name: str, split: str = "train", *, root: str | os.PathLike | N
         got = reader(name, split, folder) or _from_npz(folder, split, name)
         if got is None and download:
             _download(name, split, base); got = reader(name, split, folder)
+        elif got is not None and download and len(got[1]) < info.official.get(split, 0):
+            warnings.warn(f"load_dataset({name!r}, {split!r}, download=True) found {len(got[1])} of the official "
+                          f"{info.official[split]} images in {folder} (a subset; data root {_root_origin(root)}) and did not "
+                          f"download: pass root= an empty folder to fetch the whole split", stacklevel=2)
         if got is None:
             raise DatasetNotFoundError(
                 f"dataset {name!r} ({split}) not found: looked for {_where(name, split)} (or an .npz with x_{split}) "
