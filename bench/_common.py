@@ -37,6 +37,37 @@ def _git(*args):
         return None
 
 
+class Rows:
+    """An append-only jsonl of measured rows, one JSON object per line: a long benchmark appends each row as it finishes
+    and skips, on restart, the rows already there. A half-written last line (the run was killed while writing it) is
+    ignored on reading and cut before the next row is appended."""
+    def __init__(self, path: str | os.PathLike):
+        from effdata.core import read_metrics          # skips a half-written last line
+        self.path = Path(path)
+        self.rows: list[dict] = read_metrics(self.path)
+
+    def have(self, **key) -> list[dict]:
+        "The rows whose fields equal `key`."
+        return [r for r in self.rows if all(r.get(k) == v for k, v in key.items())]
+
+    def first(self, **key) -> dict | None:
+        return next(iter(self.have(**key)), None)
+
+    def add(self, rows: dict | list[dict]) -> dict | list[dict]:
+        "Append one row or a list of rows (returned as given)."
+        new = [rows] if isinstance(rows, dict) else list(rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":                                 # a half-written row from a kill: cut it
+                    f.seek(0); f.truncate(f.read().rfind(b"\n") + 1)
+            f.write("".join(json.dumps(r, default=float) + "\n" for r in new).encode())
+        self.rows += new
+        return rows
+
+
 def sync():
     "Wait for queued CUDA work (so that a clock read after it is honest); nothing on the CPU."
     import torch

@@ -61,7 +61,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, write  # noqa: E402
+from _common import RESULTS, Rows, machine, write  # noqa: E402
 
 from effdata.at import ATTrainer, _split_validation, evaluate_robustness  # noqa: E402
 from effdata.core import load_checkpoint  # noqa: E402
@@ -230,18 +230,12 @@ def run_tune(rows, a, path):
 
 
 # --- the rows file -------------------------------------------------------------------------------------------------
-def load_rows(path: Path) -> list[dict]:
-    if not path.exists(): return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try: rows.append(json.loads(line))
-        except json.JSONDecodeError: pass          # a half-written last line from a kill
-    return rows
+def load_rows(path: Path) -> list[dict]: return Rows(path).rows
 
 
 def append(rows, path: Path, row: dict):
     rows.append(row)
-    with open(path, "a") as f: f.write(json.dumps(row) + "\n")
+    Rows(path).add(row)
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, write  # noqa: E402
+from _common import RESULTS, Rows, machine, write  # noqa: E402
 
 SETTINGS = {
     "digits": dict(config="digits_small", lr=1e-3, ema_decay=0.9995, converge_window=3, batch_size=64, eval_every=250, snap_every=50, min_steps=1500, max_steps=20000, n_samples=1000,
@@ -72,11 +72,7 @@ class Bench:
         self.name, self.S = dataset, SETTINGS[dataset]
         self.train, self.test = load_dataset(dataset), load_dataset(dataset, "test")
         self.cfg = get_config(self.S["config"], lr=self.S["lr"], ema_decay=self.S["ema_decay"])
-        self.done = {}
-        if ROWS.exists():
-            for line in ROWS.read_text().splitlines():
-                if line.strip():
-                    r = json.loads(line); self.done[self._key(r)] = r
+        self.done = {self._key(r): r for r in Rows(ROWS).rows}
         self.feature_net()
 
     @staticmethod
@@ -84,10 +80,7 @@ class Bench:
 
     def refresh(self):
         "Rows finished by any process so far (several processes may share the work, see --reverse)."
-        if ROWS.exists():
-            for line in ROWS.read_text().splitlines():
-                if line.strip():
-                    r = json.loads(line); self.done.setdefault(self._key(r), r)
+        for r in Rows(ROWS).rows: self.done.setdefault(self._key(r), r)
 
     @contextlib.contextmanager
     def claim(self, tag):
@@ -208,7 +201,7 @@ class Bench:
     def put(self, row):
         row = {"dataset": self.name, **row}
         self.done[self._key(row)] = row
-        with ROWS.open("a") as f: f.write(json.dumps(row) + "\n")
+        Rows(ROWS).add(row)
         print(f"[{self.name}] {row['method']} p={row['fraction']} seed={row['seed']}: FD {row['fd']:.3f}, "
               f"{row['steps']} steps, {row['cpu_train']:.0f} s CPU", flush=True)
 
@@ -410,7 +403,7 @@ NOTE = ("Converged protocol (issue 12). speedup_same_epochs = CPU seconds of the
 
 
 def report(m=None):
-    rows = [json.loads(l) for l in ROWS.read_text().splitlines() if l.strip()] if ROWS.exists() else []
+    rows = Rows(ROWS).rows
     res = summarise(rows, m or machine(1))
     # runs still going (or stopped part-way): their measured FD curves so far, so a partial result shows where it stands
     done_tags = {(r["dataset"], r["method"], r["seed"]) for r in rows if r["method"] in ("full", "dynamic")}

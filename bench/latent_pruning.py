@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, write  # noqa: E402
+from _common import RESULTS, Rows, machine, write  # noqa: E402
 
 S = dict(dataset="mnist", image_size=16, preset="mnist16_dit", vae_steps=1000, ladder=[3200, 4800, 6400, 9600], trainer_steps=16000,
          converge_tol=0.02, fractions=[0.1, 0.2, 0.3], seeds=[0, 1, 2], surrogate="pixels", score="gaussian",
@@ -65,19 +65,15 @@ class Clock:
     def __exit__(self, *a): self.cpu, self.wall = time.process_time() - self.c, time.perf_counter() - self.w
 
 
-def rows() -> list[dict]:
-    return [json.loads(l) for l in ROWS.read_text().splitlines() if l.strip()] if ROWS.exists() else []
+def rows() -> list[dict]: return Rows(ROWS).rows
 
 
-def done(kind, **key) -> dict | None:
-    return next((r for r in rows() if r["kind"] == kind and all(r.get(k) == v for k, v in key.items())), None)
+def done(kind, **key) -> dict | None: return Rows(ROWS).first(kind=kind, **key)
 
 
 def add(row: dict) -> dict:
-    ROWS.parent.mkdir(exist_ok=True)
-    with open(ROWS, "a") as f: f.write(json.dumps(row) + "\n")
     print({k: v for k, v in row.items() if k != "curve"}, flush=True)
-    return row
+    return Rows(ROWS).add(row)
 
 
 def fd_points(S_: int) -> list[int]:
@@ -541,8 +537,7 @@ def main():
         global ROWS
         ROWS = RESULTS / "latent_pruning_wsd.jsonl"
         if not done("vae") and (work / "vae").exists():            # the VAE the constant protocol trained (and timed)
-            v = [json.loads(l) for l in (RESULTS / "latent_pruning.jsonl").read_text().splitlines() if '"kind": "vae"' in l]
-            if v: add(v[0])
+            if (v := Rows(RESULTS / "latent_pruning.jsonl").first(kind="vae")): add(v)
         if args.report: summarise_wsd(); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
         st = Setup(work)
         Setup_acc[:] = [st.clf_acc, st.fd_real]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, timeit, write  # noqa: E402
+from _common import RESULTS, Rows, machine, timeit, write  # noqa: E402
 
 KEPTS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 0.9]
 
@@ -253,8 +253,7 @@ def training(res):
     for p in res["training_profile_conv4"]: print(p, flush=True)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+def _read_jsonl(path: Path) -> list[dict]: return Rows(path).rows
 
 
 def _sweep_table(rows: list[dict]) -> list[dict]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS  # noqa: E402
+from _common import RESULTS, Rows  # noqa: E402
 
 EPOCHS, WIDTH, BATCH, LR, N_TRAIN, N_VAL = 36, 0.25, 64, 0.1, 4096, 1024
 
@@ -135,7 +135,7 @@ def run_one(j: dict, tr, va, te) -> dict:
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def read_rows(path: Path) -> list[dict]: return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+def read_rows(path: Path) -> list[dict]: return Rows(path).rows
 
 
 def done_rows(epochs: int = EPOCHS) -> list[dict]:
@@ -171,7 +171,7 @@ def main():
             print(f"[{i + 1}/{len(todo)}] {j} FAILED (exit {p.returncode}):\n{p.stderr[-3000:]}", flush=True)
             sys.exit(1)
         r = json.loads(rows[-1])
-        with open(out, "a") as f: f.write(json.dumps(r) + "\n")
+        Rows(out).add(r)
         cpu += r["train_cpu_seconds"]
         test = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f} %"
         print(f"[{i + 1}/{len(todo)}] {j} test {test} val {[round(100 * v, 1) for v in r['val_per_epoch']]} "
