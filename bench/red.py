@@ -77,7 +77,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, write  # noqa: E402
+from _common import RESULTS, Rows, machine, write  # noqa: E402
 
 # dataset -> training victims (the first is the alignment classifier f), eps, PGD step, CW step
 SETUPS = {
@@ -91,22 +91,6 @@ GROUPS = ("seen", "unseen_attack", "unseen_victim")
 
 
 # ---------------------------------------------------------------- rows file
-class Rows:
-    "Append-only jsonl of measured rows; a row is skipped on restart when its key (with the run's config hash) exists."
-    def __init__(self, path: Path):
-        self.path = path
-        self.rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
-
-    def have(self, **key) -> list[dict]:
-        return [r for r in self.rows if all(r.get(k) == v for k, v in key.items())]
-
-    def add(self, rows: list[dict]):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            for r in rows: f.write(json.dumps(r, default=float) + "\n")
-        self.rows += rows
-
-
 def cfg_hash(d: dict) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -134,15 +118,19 @@ def unseen_victim(name: str, tr_data, start: int, args, log):
                    "epochs": args.victim_epochs, "test_acc": acc}
 
 
+def run_dir(name, setting, pairs, args, seed, g, l, epochs, tag) -> Path:
+    cfg = dict(setting=setting, gamma=g, lam=l, l1=args.l1, depth=args.depth, width=args.width, epochs=epochs,
+               bs=args.batch_size, lr=args.lr, seed=seed, pairs=pairs.info.get("key") or len(pairs))
+    return Path(args.cache) / "runs" / f"{name}-{tag}-{setting}-s{seed}-{cfg_hash(cfg)}"
+
+
 def train_denoiser(name, setting, pairs, f, args, seed, gamma, lam, epochs, tag, log, val=None):
     from effdata.core import seed_everything
     from effdata.red import DnCNN, REDTrainer, get_setting
     st = get_setting(setting)
     g = 0.0 if st["gamma"] == 0 else gamma
     l = 0.0 if st["lam"] == 0 else lam
-    cfg = dict(setting=setting, gamma=g, lam=l, l1=args.l1, depth=args.depth, width=args.width, epochs=epochs,
-               bs=args.batch_size, lr=args.lr, seed=seed, pairs=pairs.info.get("key") or len(pairs))
-    run = Path(args.cache) / "runs" / f"{name}-{tag}-{setting}-s{seed}-{cfg_hash(cfg)}"
+    run = run_dir(name, setting, pairs, args, seed, g, l, epochs, tag)
     seed_everything(seed)
     t = time.perf_counter()
     tr = REDTrainer(DnCNN(pairs.shape[0], args.depth, args.width), pairs, f, setting=setting, gamma=g, lam=l, l1=args.l1,
@@ -273,6 +261,8 @@ def run_dataset(name: str, args, log) -> None:
             rows.add([{**key, **r, "train": info, "eval_seconds": time.perf_counter() - t} for r in ev])
             log(f"[{name}] {setting} seed {seed}: evaluated {len(ev)} cells in {time.perf_counter() - t:.0f} s")
     rows = Rows(rows.path)                                          # other seeds may run in parallel processes
+    if args.tune and 0 in args.seeds and not rows.have(kind="budget", dataset=name, cfg=cfg):
+        rows.add(budget_check(name, P, args, gamma, lam, cfg, log))
     if not rows.have(kind="identity", dataset=name, cfg=cfg):      # what x' itself scores (no denoising)
         from effdata.red import DnCNN
         ev = evaluate_red({"identity": DnCNN(P["train"].shape[0], 3, 4)}, fixed, P["f"], k=args.k, ig_steps=args.ig_steps,
@@ -281,8 +271,29 @@ def run_dataset(name: str, args, log) -> None:
         rows.add([{"kind": "identity", "dataset": name, "cfg": cfg, **r} for r in ev])
 
 
+def budget_check(name, P, args, gamma, lam, cfg, log) -> list[dict]:
+    """Has training flattened? Seed 0's denoisers after --epochs against the same runs after --tune-epochs (the tuning
+    runs), scored on the validation pairs: their objective (no augmentation) and PSNR / PA_adv as in tuning."""
+    from effdata.red import REDTrainer, evaluate_red, load_denoiser, summarize
+    out = []
+    for setting, g in (("DO", 0.0), ("CDD-RED", gamma)):
+        r = {"kind": "budget", "dataset": name, "cfg": cfg, "setting": setting, "gamma": g, "lam": g if g else 0.0}
+        for tag, ep in (("tune", args.tune_epochs), ("main", args.epochs)):
+            den = load_denoiser(run_dir(name, setting, P["train"], args, 0, g, g if g else 0.0, ep, tag))
+            v = REDTrainer(den, P["val"], P["f"], setting=setting, gamma=g, lam=g, l1=args.l1).validate(P["val"])
+            m = summarize(evaluate_red({setting: den}, P["val"], P["f"], methods=(), batch_size=128))[0]
+            r[tag] = {"epochs": ep, **v, "psnr": m["psnr"], "pa_adv": m["pa_adv"], "pa_benign": m["pa_benign"]}
+        log(f"[{name}] budget check {setting}: val_loss {r['tune']['val_loss']:.2f} after {args.tune_epochs} epochs, "
+            f"{r['main']['val_loss']:.2f} after {args.epochs}")
+        out.append(r)
+    return out
+
+
 # ---------------------------------------------------------------- report
 METRIC_KEYS = ("psnr", "ssim", "psnr_delta", "ssim_delta", "pa_benign", "pa_adv", "iou_gradcam", "iou_ig")
+
+
+def _fmt(v, spec): return "n/a (not all settings evaluated yet)" if v is None else format(v, spec)
 
 
 def _mean(rs, k): return float(np.mean([r[k] for r in rs])) if rs else float("nan")
@@ -322,10 +333,12 @@ def report_dataset(name: str, rows: Rows) -> dict | None:
     seeds = full or seeds
     mean = group_means(cells, seeds)
     by = {g: group_means([r for r in cells if r["group"] == g], seeds) for g in GROUPS}
-    transfer = {g: {s: {k: v[k] for k in ("psnr", "pa_benign", "pa_adv", "iou", "iou_gradcam", "iou_ig", "cells")}
+    transfer = {g: {s: {k: v[k] for k in ("psnr", "pa_benign", "pa_adv", "iou", "iou_gradcam", "iou_ig", "cells", "seeds",
+                                         "psnr_std", "pa_benign_std", "pa_adv_std") if k in v}
                     for s, v in by[g].items()} for g in ("unseen_attack", "unseen_victim")}
     order = {"all": ordering(mean), **{g: ordering(by[g]) for g in GROUPS}}
-    order["holds"] = all(o["holds"] for o in order.values() if isinstance(o, dict) and o.get("holds") is not None)
+    verdicts = [o["holds"] for o in order.values() if isinstance(o, dict) and o.get("holds") is not None]
+    order["holds"] = all(verdicts) if verdicts else None          # None: no group has all three settings yet
     tr = rows.have(kind="tune", dataset=name)
     tr = [r for r in tr if r["cfg"] == tr[-1]["cfg"]] if tr else tr          # the latest grid
     tune = choose(tr, sorted({r["gamma"] for r in tr if r["setting"] == "CDD-RED"}), None) if tr else None
@@ -359,7 +372,11 @@ def report_dataset(name: str, rows: Rows) -> dict | None:
            "psnr_gap_vs_do_per_seed": [a - b for a, b in zip(mean["DO"]["per_seed_psnr"], mean["CDD-RED"]["per_seed_psnr"])]
            if {"CDD-RED", "DO"} <= set(mean) else None,
            "pa_adv_gain_vs_do_held_out": {g: gain(by[g]) for g in ("unseen_attack", "unseen_victim") if by[g]},
-           "tune": tune}
+           "tune": tune,
+           "validation_curves": {st: {sd: [round(v["val_loss"], 4) for v in i.get("val_curve", [])] for sd, i in by_seed.items()}
+                                 for st, by_seed in train.items()},
+           "budget_check": [{k: r[k] for k in ("setting", "gamma", "lam", "tune", "main")}
+                            for r in rows.have(kind="budget", dataset=name, cfg=cfg)]}
     return out
 
 
@@ -396,11 +413,16 @@ def report(args) -> dict:
         tn = (f" gamma = lambda = {t['gamma']} chosen on {t['split']} from {t['grid']} ({t['criterion']}; "
               f"within the slack: {t['within_slack']})." if t else f" gamma {d['gamma']}, lambda {d['lam']} as given.")
         o = d["ordering_holds"]
+        bc = "".join(f" {r['setting']}: validation objective {r['tune']['val_loss']:.2f} after {r['tune']['epochs']} epochs, "
+                     f"{r['main']['val_loss']:.2f} after {r['main']['epochs']} ({100 * (r['main']['val_loss'] / r['tune']['val_loss'] - 1):+.1f} %), "
+                     f"PSNR {r['tune']['psnr']:.2f} -> {r['main']['psnr']:.2f} dB, PA_adv {r['tune']['pa_adv']:.3f} -> "
+                     f"{r['main']['pa_adv']:.3f}." for r in d["budget_check"])
+        if bc: tn += " Budget check on the validation pairs (seed 0, the tuning runs against the main runs):" + bc
         notes.append(f"**{d['dataset']}**{' (SMOKE: a check that the protocol runs; not a result)' if args.smoke else ''}: "
                      f"DnCNN {d['denoiser']['depth']} x {d['denoiser']['width']}, {d['epochs']} epochs on {d['n_train_pairs']} "
                      f"pairs (FGSM, PGD-10, CW-20 vs {', '.join(d['victims'])}), l1 = {d['l1']}, seeds {d['seeds']}." + tn +
-                     f" CDD-RED minus DO: PA_adv {d['pa_adv_gain_vs_do']:+.1f} points; DO minus CDD-RED PSNR "
-                     f"{d['psnr_gap_vs_do']:+.2f} dB. Ordering (PA_adv CDD-RED > DS >= DO, PSNR DO >= CDD-RED): "
+                     f" CDD-RED minus DO: PA_adv {_fmt(d['pa_adv_gain_vs_do'], '+.1f')} points; DO minus CDD-RED PSNR "
+                     f"{_fmt(d['psnr_gap_vs_do'], '+.2f')} dB. Ordering (PA_adv CDD-RED > DS >= DO, PSNR DO >= CDD-RED): "
                      + ", ".join(f"{g} {'holds' if v.get('holds') else 'fails'}" for g, v in o.items() if isinstance(v, dict))
                      + f". Unseen victim: {d['unseen_victim']['arch']} (test accuracy {d['unseen_victim']['test_acc']:.3f}). "
                      f"Held out: {d['held_out']['autoattack']}; {d['held_out']['adaptive']}; {d['held_out']['unseen_victim']}.")
