@@ -316,9 +316,6 @@ class DDPMTrainer(Trainer):
         last = self.scheduler.last_epoch
         self.scheduler = make_schedule(self.optimizer, name, self.total_steps, warmup)
         set_schedule_step(self.scheduler, last)         # the learning rate too (a new LambdaLR starts at step 0's)
-        lrs = [b * f(last) for b, f in zip(self.scheduler.base_lrs, self.scheduler.lr_lambdas)]
-        for g, lr in zip(self.optimizer.param_groups, lrs): g["lr"] = lr
-        self.scheduler._last_lr = lrs
 
     def modules(self): return {"model": self.model, "ema": self.ema}
 
