@@ -393,6 +393,7 @@ def wsd_budget(s0: int, w: int) -> int:
 def trunk_ckpt(st: Setup, seed: int, s0: int, work: Path) -> tuple[Path, float, float]:
     """A checkpoint of seed's constant-LR full run at step s0, with the CPU and wall seconds it took from step 0. Looks in
     the full run, seed 0's probe copy and the extension run; else extends (a constant-LR branch off the newest one)."""
+    import shutil
     srcs = [(work / f"full{seed}", work / f"full{seed}.curve.json"), (work / f"trunk{seed}", work / f"trunk{seed}.curve.json")]
     if seed == 0: srcs.insert(1, (work / "full0_ext", work / "full0_ext.curve.json"))
     have = []
@@ -406,9 +407,11 @@ def trunk_ckpt(st: Setup, seed: int, s0: int, work: Path) -> tuple[Path, float, 
     if not below: sys.exit(f"seed {seed}: no constant-LR checkpoint below step {s0} to extend (run the constant protocol first)")
     step, ck, cpu, wall = max(below)
     run, side = work / f"trunk{seed}", work / f"trunk{seed}.curve.json"
-    resume = (run / "checkpoints").exists()
-    if resume and json.loads(side.read_text())[-1]["step"] != step:
-        sys.exit(f"{run} holds an extension that is not at step {step}: move it aside")
+    recorded = {c["step"] for c in json.loads(side.read_text())} if side.exists() else set()
+    for c in (run / "checkpoints").glob("step-*") if (run / "checkpoints").exists() else []:
+        if int(c.name.split("-")[-1]) not in recorded: shutil.rmtree(c)     # cut off by a kill: its CPU is unknown
+    resume = bool(recorded)
+    if not resume: shutil.rmtree(run, ignore_errors=True)
     init = json.loads((run / "config.json").read_text())["init_from"] if resume else str(ck)
     tr = trainer(st, seed, TRUNK_STEPS, run=run, resume=resume, schedule="constant", init_from=init)
     with Clock() as c: tr.fit(max_steps=s0)
