@@ -31,7 +31,7 @@ not counted (it is the run being sped up); the VAE is shared by all runs and rep
     EFFDATA_DATA=../shared/data nohup python bench/latent_pruning.py > /tmp/latent_pruning.log 2>&1 &
     python bench/latent_pruning.py --report       # rewrite the .json/.md from the rows so far
     python bench/latent_pruning.py --extend 16000 # convergence probe: seed 0's full run continued past S (a copy)
-    nohup python bench/latent_pruning.py --protocol wsd > /tmp/latent_wsd.log 2>&1 &   # every budget with its own LR
+    nohup python bench/latent_pruning.py --protocol wsd > bench/runs/latent_wsd.log 2>&1 &   # every budget with its own LR
                                                   # decay, branched off the constant runs above (see WSD_DOC)
 
 Rows are appended to results/latent_pruning.jsonl as each run finishes; a restart skips the finished ones.

@@ -125,7 +125,7 @@ def run_dir(name, setting, pairs, args, seed, g, l, epochs, tag) -> Path:
 
 
 def train_denoiser(name, setting, pairs, f, args, seed, gamma, lam, epochs, tag, log, val=None):
-    from effdata.core import seed_everything
+    from effdata.core import read_metrics, seed_everything
     from effdata.red import DnCNN, REDTrainer, get_setting
     st = get_setting(setting)
     g = 0.0 if st["gamma"] == 0 else gamma
@@ -142,7 +142,7 @@ def train_denoiser(name, setting, pairs, f, args, seed, gamma, lam, epochs, tag,
     info = {"seconds": secs, "steps": tr.step, "final_loss": float(np.mean(tr.history[-n:])) if tr.history else None,
             "gamma": tr.gamma, "lam": tr.lam, "l1": tr.l1, "augment": list(tr.augment), "run": str(run),
             "val_curve": [{k: v for k, v in r.items() if k in ("epoch", "step") or k.startswith("val_")}   # per epoch
-                          for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r]}
+                          for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r]}
     log(f"[{name}] {tag} {setting} seed {seed}: {tr.step} steps in {secs:.0f} s (gamma {g}, lambda {l})")
     return tr.model.eval(), info
 
