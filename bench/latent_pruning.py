@@ -115,13 +115,14 @@ class Setup:
         self.vae = load_vae(vae_dir)
         self.z = encode_latents(self.vae, self.train, cache=work / "cache")
 
-    def _feats(self, tr) -> torch.Tensor:
-        x = tr.sample(S["n_samples"], steps=S["sample_steps"], seed=1000, guidance_scale=S["guidance_scale"])
+    def _feats(self, tr, seed: int = 1000) -> torch.Tensor:
+        x = tr.sample(S["n_samples"], steps=S["sample_steps"], seed=seed, guidance_scale=S["guidance_scale"])
         with torch.no_grad(): return self.clf.features(x)
 
-    def fd(self, tr) -> float:
+    def fd(self, tr, seed: int = 1000) -> float:
+        "FD of the sampler's draw `seed` (1000: the draw every row uses, so rows share their noise)."
         from effdata.metrics import frechet_distance
-        return float(frechet_distance(self.real, self._feats(tr)))
+        return float(frechet_distance(self.real, self._feats(tr, seed)))
 
     def score(self, tr) -> dict:
         """FD, and improved precision / recall (k=3) of the same samples against a fixed draw of as many real training
@@ -448,6 +449,28 @@ def wsd_S(R: list[dict]) -> tuple[int | None, bool]:
     return (lad[-1]["steps"] if lad else None), False
 
 
+FD_DRAWS = (1000, 1001, 1002, 1003)
+
+
+def fd_spread(st: Setup, work: Path) -> list[dict]:
+    """Is the step that fixed S bigger than the FD estimator's own noise? The two rungs that decided S (seed 0) are
+    scored again with other sampler draws (FD_DRAWS; every row uses draw 1000): rows of kind 'fd_draws'."""
+    lad = sorted((r for r in rows() if r["kind"] == "full_wsd" and r["seed"] == 0), key=lambda r: r["steps"])
+    S_, _ = wsd_S(rows())
+    i = next(k for k, r in enumerate(lad) if r["steps"] == S_)
+    out = []
+    for r in lad[max(0, i - 1):i + 1]:
+        if (d := done("fd_draws", seed=0, steps=r["steps"])): out.append(d); continue
+        run = work / r["run"]
+        tr = trainer(st, 0, r["steps"], run=run, resume=True, schedule="wsd",
+                     init_from=json.loads((run / "config.json").read_text())["init_from"])
+        fds = [st.fd(tr, seed=k) for k in FD_DRAWS]
+        print(f"  full seed 0, wsd budget {r['steps']}: FD over draws {FD_DRAWS}: {', '.join(f'{f:.3f}' for f in fds)}", flush=True)
+        out.append(add(dict(kind="fd_draws", seed=0, steps=r["steps"], draws=list(FD_DRAWS), fds=fds,
+                            mean=float(np.mean(fds)), std=float(np.std(fds, ddof=1)))))
+    return out
+
+
 def run_wsd(st: Setup, work: Path, seeds: list[int]):
     if 0 in seeds or wsd_S(rows())[0] is None:
         for s0 in BRANCH:
@@ -499,10 +522,12 @@ def summarise_wsd():
     sp = {m: dict(zip(("speedup", "fraction"), best(m))) for m in ("random", "gaussian", "gaussian+dro", "full")}
     seeds = sorted({r["seed"] for r in full})
     lad = sorted((r for r in R if r["kind"] == "full_wsd" and r["seed"] == 0), key=lambda r: r["steps"])
+    draws = sorted((r for r in R if r["kind"] == "fd_draws"), key=lambda r: r["steps"])
     res = dict(protocol="wsd (every budget with its own LR decay; converged by budget)", doc=WSD_DOC, seeds=seeds,
                settings=S, branch_points=BRANCH, machine=machine(S["threads"]),
                full=dict(steps=S_, converged=conv, fd=fd_full, cpu_train=cpu_full,
-                         ladder_seed0=[{k: r[k] for k in ("steps", "branch", "fd", "precision", "recall", "cpu_train")} for r in lad]),
+                         ladder_seed0=[{k: r[k] for k in ("steps", "branch", "fd", "precision", "recall", "cpu_train")} for r in lad],
+                         fd_draws_seed0=[{k: r[k] for k in ("steps", "draws", "fds", "mean", "std")} for r in draws]),
                speedup_at_matched_fd=sp["gaussian+dro"]["speedup"], speedup_best=dict(method="gaussian+dro", fraction=sp["gaussian+dro"]["fraction"]),
                speedup_at_matched_fd_by_method=sp,
                fd_ratio_vs_full_same_steps={m: {str(p): agg[(p, m)]["fd"] / agg[(p, "full")]["fd"] for p in S["fractions"]
@@ -514,7 +539,11 @@ def summarise_wsd():
     r2 = lambda v: "none" if v is None else f"{v:.2f}"
     notes = (f"Full data: S = {S_} steps ({'converged' if conv else 'NOT converged'}: seed 0's ladder "
              + ", ".join(f"{r['steps']}: {r['fd']:.3f}" for r in lad) + f"), mean FD {fd_full:.3f} over seeds {seeds}, "
-             f"{cpu_full:.0f} s CPU each. Speed-up at matched FD (mean FD <= 1.10 x full, all seeds): "
+             f"{cpu_full:.0f} s CPU each. "
+             + ("" if len(draws) < 2 else "FD of the rungs that fixed S over sampler draws " + str(draws[0]["draws"]) + ": "
+                + ", ".join(f"{r['steps']}: {r['mean']:.3f} +- {r['std']:.3f}" for r in draws)
+                + f" (change in the mean over draws {100 * (draws[-1]['mean'] / draws[-2]['mean'] - 1):+.1f} %). ")
+             + "Speed-up at matched FD (mean FD <= 1.10 x full, all seeds): "
              + "; ".join(f"{m} {r2(v['speedup'])}" + (f" (p={v['fraction']})" if v["fraction"] else "") for m, v in sp.items())
              + f". Goal: {'met' if res['goal_met'] else 'NOT met'}. " + WSD_DOC.replace(chr(10), " "))
     write("latent_pruning_wsd", res, "Pruning then reweighting a latent DM (VAE + DiT), MNIST 16x16: every budget with its own LR decay (CPU)",
@@ -530,6 +559,8 @@ def main():
                     help="constant: the constant-LR protocol (latent_pruning.*); wsd: every budget with its own decay "
                          "(latent_pruning_wsd.*), see WSD_DOC")
     ap.add_argument("--seeds", type=int, nargs="+", default=S["seeds"])
+    ap.add_argument("--fd-draws", action="store_true",
+                    help="with --protocol wsd: only score the two rungs that fixed S with other sampler draws (FD noise)")
     ap.add_argument("--extend", type=int, default=None, metavar="STEPS",
                     help="only the convergence probe: seed 0's full run continued to STEPS (a copy of its run folder)")
     args = ap.parse_args()
@@ -544,6 +575,7 @@ def main():
         if args.report: summarise_wsd(); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
         st = Setup(work)
         Setup_acc[:] = [st.clf_acc, st.fd_real]
+        if args.fd_draws: fd_spread(st, work); summarise_wsd(); return
         run_wsd(st, work, args.seeds); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
     if args.report: summarise(); print((RESULTS / "latent_pruning.md").read_text()); return
     st = Setup(work)

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import time
+import shutil
 import traceback
 import warnings
 from pathlib import Path
@@ -921,6 +922,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def _warning(message, category, filename, lineno, file=None, line=None):
     return f"effdata: warning: {message}\n"
 
+def _drop_unused(run: Path | None):
+    "Remove a run folder this call created if the command failed before writing more than its resolved config."
+    if run is None or not run.is_dir(): return
+    files = [f for f in run.rglob("*") if not f.is_dir()]
+    if all(f == run/"effdata.toml" for f in files): shutil.rmtree(run, ignore_errors=True)
+
 def main(argv=None) -> int:
     "Entry point of the `effdata` console script: 0 ok, 1 error, 2 usage error, 130 interrupted."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -939,6 +946,7 @@ def main(argv=None) -> int:
     sub = _subparser(parser(), command)
     old_fmt = warnings.formatwarning
     if not debug: warnings.formatwarning = _warning
+    new_run = Path(args.run) if getattr(args, "run", None) and not Path(args.run).exists() else None
     try:
         if getattr(args, "threads", None):
             import torch
@@ -947,6 +955,7 @@ def main(argv=None) -> int:
         return 0
     except UsageError as e:
         if debug: traceback.print_exc()
+        _drop_unused(new_run)
         return fail(2, cli_words(str(e), sub, command))
     except KeyboardInterrupt as e:
         if debug: traceback.print_exc()
@@ -958,6 +967,7 @@ def main(argv=None) -> int:
         user = isinstance(e, (ValueError, OSError, LookupError, TypeError, RuntimeError, ImportError))
         msg = cli_words(" ".join(str(e).split()) or type(e).__name__, sub, command)
         if not user: msg = f"{type(e).__name__}: {msg} (an internal error: rerun with --debug and report the traceback)"
+        _drop_unused(new_run)
         return fail(1, msg + ("" if debug else ""))
     finally:
         warnings.formatwarning = old_fmt
