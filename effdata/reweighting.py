@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import atomic_write, load_checkpoint, read_json
+from .core import CheckpointError, atomic_write, load_checkpoint, read_json
 from .data import Batch, ImageDataset, Selection, _check_made_for, _describe, provenance
 from .diffusion import (DDPMTrainer, DiffusionConfig, denoising_loss, draw_noise, get_config, make_unet,
                                step_generator)
@@ -162,8 +162,25 @@ def load_reference(reference, config, like: nn.Module | None = None) -> nn.Modul
         raise FileNotFoundError(f"reference={str(reference)!r} is neither a U-Net, a run folder nor a checkpoint folder")
     unet = make_unet(config) if like is None else copy.deepcopy(like)
     name = "ema" if (p/"ema.safetensors").exists() else "model"
-    load_checkpoint(p, {name: unet}, restore_rng=False)
+    try: load_checkpoint(p, {name: unet}, restore_rng=False)
+    except CheckpointError as e: raise ValueError(_misfit(p, config, e)) from None
     return unet
+
+_RECIPE_KEYS = {"name", "dataset", "lr", "warmup_steps", "grad_clip", "batch_size", "ema_decay", "train_steps",
+                "sample_steps", "hflip", "dropout", "vae_lr", "vae_batch_size", "vae_steps", "kl_weight", "guidance_scale"}
+
+def _misfit(ckpt: Path, config, err: Exception) -> str:
+    "Why a reference checkpoint does not fit `config`, in the words of the configs (read from the checkpoint's meta.json)."
+    from dataclasses import asdict
+    cfg = get_config(config)
+    made = json.loads((ckpt/"meta.json").read_text()).get("config") or {}
+    theirs, ours = made.get("diffusion") or {}, json.loads(json.dumps(asdict(cfg)))
+    diff = [f"{k}: reference {v!r} vs proxy {ours.get(k)!r}" for k, v in theirs.items() if k not in _RECIPE_KEYS and v != ours.get(k)]
+    if not diff and made.get("latent"):                                      # same latent shape, another denoiser
+        diff = [f"{k}: reference {v!r}" for k, v in made["latent"].items() if k not in _RECIPE_KEYS and k != "image_size"]
+    return (f"the reference U-Net in {ckpt} does not match config {cfg.name!r} ({'; '.join(diff) or str(err)}): train the "
+            f"reference with the same config (same image size and architecture) as the proxy, or pass the config it was "
+            f"trained with ({theirs.get('name', 'see its config.json')!r})")
 
 class DROTrainer(DDPMTrainer):
     "Train a proxy DM on `data`/`selection` while learning DRO class weights against `reference`."
