@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -18,12 +19,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .core import atomic_write, get_device
-from .data import ImageDataset
+from .data import ImageDataset, _describe, provenance
 from .models import Normalize, check_input, pretrained
 from .train import Processes
 
 # %% auto #0
-__all__ = ['RandomProjection', 'FeatureHead', 'ResizeEncoder', 'encoder', 'encode', 'dataset_key', 'encoder_key', 'extract']
+__all__ = ['RandomProjection', 'FeatureHead', 'ResizeEncoder', 'encoder', 'encode', 'dataset_key', 'encoder_key', 'save_cached',
+           'load_cached', 'extract']
 
 # %% ../nbs/05_features.ipynb #3e5138c0
 class RandomProjection(nn.Module):
@@ -182,26 +184,53 @@ def encoder_key(enc: nn.Module) -> str:
         h.update(k.encode()); _hash_tensor(h, v)
     return h.hexdigest()[:16]
 
+def save_cached(path: str | os.PathLike, name: str, t: torch.Tensor, data: ImageDataset, **meta: str) -> Path:
+    """Write `t` to the safetensors file `path` (atomically) under `name`, saying what it was made for: the format
+    `effdata.<name>`, the dataset's description and `dataset_key`, the shape, and any `meta` strings."""
+    from safetensors.torch import save
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": f"effdata.{name}", "dataset": json.dumps(provenance(data)), "dataset_key": dataset_key(data),
+            "shape": json.dumps(list(t.shape)), **meta}
+    with atomic_write(path) as f: f.write(save({name: t.contiguous()}, metadata=meta))
+    return path
+
+def load_cached(path: str | os.PathLike, name: str, data: ImageDataset | None = None, *, make: str,
+                legacy: bool = False) -> torch.Tensor:
+    """The tensor `save_cached` wrote to `path` under `name`; with `data`, checked to be made for those very images.
+    A missing, corrupt or foreign file raises an error naming it and `make` (how to make one). `legacy`: accept a file
+    written without the metadata (effdata < 0.1 feature caches) when its length fits `data`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{name} file {path} not found: make it with {make}")
+    try:
+        with safe_open(str(path), "pt") as f: meta, t = f.metadata() or {}, f.get_tensor(name)
+    except (SafetensorError, OSError, KeyError) as e:
+        raise ValueError(f"{path} is not a {name} file ({e}): delete it, or make it again with {make}") from None
+    if meta.get("format") != f"effdata.{name}" and not (legacy and "format" not in meta):
+        raise ValueError(f"{path} is a safetensors file but not effdata {name}: make it with {make}")
+    if data is not None and (len(t) != len(data) or meta.get("dataset_key", dataset_key(data)) != dataset_key(data)):
+        made = _describe(json.loads(meta["dataset"])) if "dataset" in meta else f"{len(t)} images"
+        raise ValueError(f"the {name} in {path} were made for {made} (key {meta.get('dataset_key')}) but are used on "
+                         f"{_describe(provenance(data))} (key {dataset_key(data)}): make them for this dataset with {make}")
+    return t
+
 @torch.no_grad()
 def extract(enc: nn.Module, data: ImageDataset, *, batch_size: int = 256, device=None,
             cache: str | os.PathLike | None = None, progress: bool = True, processes: Processes | None = None) -> torch.Tensor:
     """Features (N, D) float32 of `data` under `enc`, in dataset order; cached under `cache` if given. With
     `processes`, the batches are shared out (see `encode`) and the main process writes the cache."""
-    from safetensors.torch import load_file, save
     if not isinstance(enc, nn.Module): raise TypeError(f"enc is a {type(enc).__name__}: pass an nn.Module (see encoder())")
-    path = None
-    if cache is not None:
-        path = Path(cache)/f"features-{dataset_key(data)}-{encoder_key(enc)}.safetensors"
-        if path.exists(): return load_file(str(path))["features"]
     if not isinstance(data, ImageDataset):
         raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
+    path = Path(cache)/f"features-{dataset_key(data)}-{encoder_key(enc)}.safetensors" if cache is not None else None
+    if path is not None and path.exists():
+        return load_cached(path, "features", data, make="extract(enc, data, cache=folder)", legacy=True)
     dev = get_device(device); check_input(enc.to(dev), data.shape, data.name, role="encoder")
     main = processes is None or processes.is_main
     feats = encode(data, enc, batch_size=batch_size, device=dev, name="data", progress=progress and main, processes=processes)
     if not torch.isfinite(feats).all():
         raise ValueError(f"the encoder produced NaN or infinite features for {data!r}: check its weights and input range")
-    if path is not None and main:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as f: f.write(save({"features": feats.contiguous()}))
+    if path is not None and main: save_cached(path, "features", feats, data, encoder_key=encoder_key(enc))
     if processes is not None: processes.wait()
     return feats

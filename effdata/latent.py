@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import atomic_write, check_count, check_number, get_device, seed_everything
+from .core import check_count, check_number, get_device, seed_everything
 from .data import ImageDataset, Selection, _describe, provenance
 from .diffusion import (DDPMTrainer, DiffusionConfig, _Fields, make_unet, sample, step_generator, to_model_range,
                                from_model_range)
-from .features import dataset_key, encode, encoder_key
+from .features import dataset_key, encode, encoder_key, load_cached, save_cached
 from .reweighting import ClassWeights, DROTrainer
 from .train import Trainer
 
@@ -227,30 +227,13 @@ def latents_path(vae, data: ImageDataset, cache: str | os.PathLike) -> Path:
 
 def load_latents(path: str | os.PathLike, data: ImageDataset | None = None) -> torch.Tensor:
     "Cached latents (N, C, h, w) from `path`; with `data`, checked to be made for those very images."
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"latents file {path} not found: make it with encode_latents(vae, data, cache=folder)")
-    try:
-        with safe_open(str(path), "pt") as f: meta, z = f.metadata() or {}, f.get_tensor("latents")
-    except (SafetensorError, OSError, KeyError) as e:
-        raise ValueError(f"{path} is not a latents file ({e}): make it with encode_latents(vae, data, cache=folder)") from None
-    if meta.get("format") != "effdata.latents":
-        raise ValueError(f"{path} is a safetensors file but not effdata latents: make it with encode_latents(vae, data, cache=folder)")
-    if data is not None:
-        made = json.loads(meta["dataset"])
-        if meta.get("dataset_key") != dataset_key(data) or len(z) != len(data):
-            raise ValueError(f"the latents in {path} were made for {_describe(made)} (key {meta.get('dataset_key')}) but "
-                             f"are used on {_describe(provenance(data))} (key {dataset_key(data)}): encode this dataset "
-                             f"(encode_latents(vae, data, cache=...))")
-    return z
+    return load_cached(path, "latents", data, make="encode_latents(vae, data, cache=folder)")
 
 @torch.no_grad()
 def encode_latents(vae, data: ImageDataset, *, cache: str | os.PathLike | None = None, batch_size: int = 256,
                    device=None, progress: bool = False) -> torch.Tensor:
     """The VAE's posterior means (N, C, h, w) for `data`, unscaled, in dataset order; cached as safetensors in the
     folder `cache` (file named by the dataset's and the VAE's hashes, as effdata.features names features)."""
-    from safetensors.torch import save
     vae = _as_vae(vae)
     if not isinstance(data, ImageDataset):
         raise TypeError(f"data is a {type(data).__name__}: pass an effdata ImageDataset (effdata.data.load_dataset)")
@@ -258,11 +241,7 @@ def encode_latents(vae, data: ImageDataset, *, cache: str | os.PathLike | None =
     if path is not None and path.exists(): return load_latents(path, data)
     z = _encode(vae, data, batch_size=batch_size, device=device, progress=progress)
     if not torch.isfinite(z).all(): raise ValueError(f"the VAE produced NaN or infinite latents for {data!r}: check its weights")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"format": "effdata.latents", "dataset": json.dumps(provenance(data)), "dataset_key": dataset_key(data),
-                "vae_key": encoder_key(vae), "shape": json.dumps(list(z.shape))}
-        with atomic_write(path) as f: f.write(save({"latents": z.contiguous()}, metadata=meta))
+    if path is not None: save_cached(path, "latents", z, data, vae_key=encoder_key(vae))
     return z
 
 def _scale(vae) -> tuple[float, float]:

@@ -149,9 +149,10 @@ def _arch(unet) -> dict:
     return {"class": type(unet).__name__,
             **{k: (list(v) if isinstance(v, (tuple, list)) else v) for k in _ARCH_KEYS if (v := c.get(k)) is not None or k in c}}
 
-def load_reference(reference, config, like: nn.Module | None = None) -> nn.Module:
+def load_reference(reference, config, like: nn.Module | None = None, *, latent: dict | None = None) -> nn.Module:
     """A frozen reference U-Net: a module as it is, or the newest checkpoint of a run folder (EMA weights if saved)
-    loaded into `make_unet(config)` (or into a copy of `like`, e.g. a DiT denoiser)."""
+    loaded into `make_unet(config)` (or into a copy of `like`, e.g. a DiT denoiser; `latent`: its latent config, to
+    say how a reference that does not fit differs)."""
     if isinstance(reference, nn.Module): return reference
     p = Path(reference)
     if (p/"checkpoints").is_dir():
@@ -163,21 +164,21 @@ def load_reference(reference, config, like: nn.Module | None = None) -> nn.Modul
     unet = make_unet(config) if like is None else copy.deepcopy(like)
     name = "ema" if (p/"ema.safetensors").exists() else "model"
     try: load_checkpoint(p, {name: unet}, restore_rng=False)
-    except CheckpointError as e: raise ValueError(_misfit(p, config, e)) from None
+    except CheckpointError as e: raise ValueError(_misfit(p, config, e, latent)) from None
     return unet
 
 _RECIPE_KEYS = {"name", "dataset", "lr", "warmup_steps", "grad_clip", "batch_size", "ema_decay", "train_steps",
                 "sample_steps", "hflip", "dropout", "vae_lr", "vae_batch_size", "vae_steps", "kl_weight", "guidance_scale"}
 
-def _misfit(ckpt: Path, config, err: Exception) -> str:
+def _misfit(ckpt: Path, config, err: Exception, latent: dict | None = None) -> str:
     "Why a reference checkpoint does not fit `config`, in the words of the configs (read from the checkpoint's meta.json)."
     from dataclasses import asdict
     cfg = get_config(config)
     made = json.loads((ckpt/"meta.json").read_text()).get("config") or {}
     theirs, ours = made.get("diffusion") or {}, json.loads(json.dumps(asdict(cfg)))
-    diff = [f"{k}: reference {v!r} vs proxy {ours.get(k)!r}" for k, v in theirs.items() if k not in _RECIPE_KEYS and v != ours.get(k)]
-    if not diff and made.get("latent"):                                      # same latent shape, another denoiser
-        diff = [f"{k}: reference {v!r}" for k, v in made["latent"].items() if k not in _RECIPE_KEYS and k != "image_size"]
+    pairs = [(theirs, ours)] + [(made.get("latent") or {}, json.loads(json.dumps(latent)))] * (latent is not None)
+    diff = [f"{k}: reference {v!r} vs proxy {b.get(k)!r}" for a, b in pairs for k, v in a.items()
+            if k not in _RECIPE_KEYS and v != b.get(k)]
     return (f"the reference U-Net in {ckpt} does not match config {cfg.name!r} ({'; '.join(diff) or str(err)}): train the "
             f"reference with the same config (same image size and architecture) as the proxy, or pass the config it was "
             f"trained with ({theirs.get('name', 'see its config.json')!r})")
@@ -192,7 +193,7 @@ class DROTrainer(DDPMTrainer):
         if step_size <= 0: raise ValueError(f"step_size={step_size!r}: pass a positive number, e.g. 1.0")
         if excess_ema is not None and not 0 <= excess_ema < 1: raise ValueError(f"excess_ema={excess_ema!r}: pass None or a number in [0, 1)")
         proxy = kw.get("unet")
-        ref = load_reference(reference, cfg, like=proxy)
+        ref = load_reference(reference, cfg, like=proxy, latent=kw.get("latent"))
         proxy_arch, ref_arch = _arch(proxy if proxy is not None else make_unet(cfg)), _arch(ref)
         if proxy_arch != ref_arch:
             diff = [f"{k}: reference {ref_arch.get(k)!r} vs proxy {proxy_arch.get(k)!r}" for k in proxy_arch if proxy_arch.get(k) != ref_arch.get(k)]
