@@ -33,6 +33,8 @@ not counted (it is the run being sped up); the VAE is shared by all runs and rep
     python bench/latent_pruning.py --extend 16000 # convergence probe: seed 0's full run continued past S (a copy)
     nohup python bench/latent_pruning.py --protocol wsd > bench/runs/latent_wsd.log 2>&1 &   # every budget with its own LR
                                                   # decay, branched off the constant runs above (see WSD_DOC)
+    python bench/latent_pruning.py --protocol wsd --fd-draws   # the two rungs that fixed S, scored with 4 sampler
+                                                  # draws: how noisy is the 500-sample FD the 2 % rule reads?
 
 Rows are appended to results/latent_pruning.jsonl as each run finishes; a restart skips the finished ones.
 """
