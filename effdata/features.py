@@ -198,7 +198,7 @@ def load_cached(path: str | os.PathLike, name: str, data: ImageDataset | None = 
                 legacy: bool = False) -> torch.Tensor:
     """The tensor `save_cached` wrote to `path` under `name`; with `data`, checked to be made for those very images.
     A missing, corrupt or foreign file raises an error naming it and `make` (how to make one). `legacy`: accept a file
-    written without the metadata (effdata < 0.1 feature caches) when its length fits `data`."""
+    written without the metadata (feature caches from before `save_cached`) when its length fits `data`."""
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
     path = Path(path)

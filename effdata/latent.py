@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import check_count, check_number, get_device, seed_everything
-from .data import ImageDataset, Selection, _describe, provenance
+from .data import ImageDataset, Selection
 from .diffusion import (DDPMTrainer, DiffusionConfig, _Fields, make_unet, sample, step_generator, to_model_range,
                                from_model_range)
 from .features import dataset_key, encode, encoder_key, load_cached, save_cached
