@@ -56,7 +56,7 @@ from _common import RESULTS, Rows, machine, write  # noqa: E402
 S = dict(dataset="mnist", image_size=16, preset="mnist16_dit", vae_steps=1000, ladder=[3200, 4800, 6400, 9600], trainer_steps=16000,
          converge_tol=0.02, fractions=[0.1, 0.2, 0.3], seeds=[0, 1, 2], surrogate="pixels", score="gaussian",
          dro_steps=100, dro_step_size=1.0, dro_smoothing=1e-3, n_samples=500, sample_steps=20, guidance_scale=1.0,
-         match_tolerance=0.10, classifier="SmallCNN(width=32), 2 epochs, train split", threads=1)
+         match_tolerance=0.10, infobatch_prune=0.5, infobatch_anneal=0.875, classifier="SmallCNN(width=32), 2 epochs, train split", threads=1)
 ROWS = RESULTS / "latent_pruning.jsonl"
 # the first run (ladder 800-2400, capped at 2400 steps unconverged) is kept in results/latent_pruning_s2400.jsonl
 
@@ -384,6 +384,7 @@ Every budget now ends with its own learning-rate decay (warmup-stable-decay: con
   protocol (mean FD within 10 % of the full FD at S, 3 seeds). The DRO reference is the seed's full run at S."""
 BRANCH = [7200, 9600, 12000, 16000, 20000, 24000, 32000]
 TRUNK_STEPS = 64000        # names the constant-LR extension runs (constant LR: the total does not change the schedule)
+TRUNK_CHUNK = 4000         # steps between the extension's checkpoints
 
 
 def wsd_budget(s0: int, w: int) -> int:
@@ -417,11 +418,13 @@ def trunk_ckpt(st: Setup, seed: int, s0: int, work: Path) -> tuple[Path, float, 
     if not resume: shutil.rmtree(run, ignore_errors=True)
     init = json.loads((run / "config.json").read_text())["init_from"] if resume else str(ck)
     tr = trainer(st, seed, TRUNK_STEPS, run=run, resume=resume, schedule="constant", init_from=init)
-    with Clock() as c: tr.fit(max_steps=s0)
-    curve = (json.loads(side.read_text()) if side.exists() else []) + [dict(step=s0, cpu=cpu + c.cpu, wall=wall + c.wall)]
-    side.write_text(json.dumps(curve))
-    print(f"  constant-LR run of seed {seed} extended to step {s0} ({cpu + c.cpu:.0f} s CPU from step 0)", flush=True)
-    return run / "checkpoints" / f"step-{s0:09d}", cpu + c.cpu, wall + c.wall
+    curve = json.loads(side.read_text()) if side.exists() else []
+    while tr.step < s0:                # in chunks, each a checkpoint with its CPU beside it: a kill loses one chunk
+        with Clock() as c: tr.fit(max_steps=min(s0, tr.step + TRUNK_CHUNK))
+        cpu, wall = cpu + c.cpu, wall + c.wall
+        curve.append(dict(step=tr.step, cpu=cpu, wall=wall)); side.write_text(json.dumps(curve))
+        print(f"  constant-LR run of seed {seed} extended to step {tr.step} ({cpu:.0f} s CPU from step 0)", flush=True)
+    return run / "checkpoints" / f"step-{s0:09d}", cpu, wall
 
 
 def full_wsd(st: Setup, seed: int, s0: int, work: Path) -> dict:
@@ -441,6 +444,39 @@ def full_wsd(st: Setup, seed: int, s0: int, work: Path) -> dict:
     print(f"  full seed {seed}, wsd budget {B} (decay from {s0}): FD {sc['fd']:.3f}", flush=True)
     return add(dict(kind="full_wsd", seed=seed, steps=B, branch=s0, **sc, cpu_train=cpu0 + cost["cpu"],
                     wall_train=wall0 + cost["wall"], cpu_decay=cost["cpu"], run=run.name))
+
+
+def dynamic_wsd(st: Setup, seed: int, S_: int, work: Path, chunk: int = 4000) -> dict:
+    """The field's cheap standard, as in the pixel-space benchmark: InfoBatch-style dynamic pruning of the full data for
+    the epochs of S steps (each epoch drops a random `infobatch_prune` share of the below-mean-loss samples and rescales
+    the rest; the last 1 - `infobatch_anneal` of the epochs use all data), with its own 'wsd' decay (on the full-data
+    step count); a row of kind 'dynamic_wsd'. Checkpoints every `chunk` steps, with the CPU spent so far beside them,
+    so a kill loses at most one chunk."""
+    import shutil
+    from effdata.latent import LatentDDPMTrainer
+    from effdata.train import InfoBatch
+    if (r := done("dynamic_wsd", seed=seed, steps_full=S_)): return r
+    epochs = max(1, round(S_ * st.cfg.batch_size / len(st.train)))
+    run, side = work / f"dyn{seed}_{S_}", work / f"dyn{seed}_{S_}.cost.json"
+    spent = json.loads(side.read_text()) if side.exists() else []
+    for c in (run / "checkpoints").glob("step-*") if (run / "checkpoints").exists() else []:
+        if int(c.name.split("-")[-1]) not in {x["step"] for x in spent}: shutil.rmtree(c)   # cut off by a kill: CPU unknown
+    if not spent: shutil.rmtree(run, ignore_errors=True)
+    tr = LatentDDPMTrainer(st.train, st.vae, st.cfg, latents=st.z, epochs=epochs, seed=seed, run=run, resume=bool(spent),
+                           dynamic=InfoBatch(S["infobatch_prune"], S["infobatch_anneal"]), schedule="wsd",
+                           ckpt_every=10**9, progress=False)
+    cpu, wall = (spent[-1]["cpu"], spent[-1]["wall"]) if spent else (0.0, 0.0)
+    while True:
+        before = tr.step
+        with Clock() as c: tr.fit(max_steps=tr.step + chunk)
+        cpu += c.cpu; wall += c.wall
+        spent.append(dict(step=tr.step, cpu=cpu, wall=wall)); side.write_text(json.dumps(spent))
+        print(f"  dynamic seed {seed}: step {tr.step} of {tr.total_steps} ({cpu:.0f} s CPU)", flush=True)
+        if tr.step - before < chunk or tr.step >= tr.total_steps: break
+    sc = st.score(tr)
+    print(f"  dynamic seed {seed} ({epochs} epochs, {tr.step} steps): FD {sc['fd']:.3f}", flush=True)
+    return add(dict(kind="dynamic_wsd", seed=seed, steps_full=S_, epochs=epochs, steps=tr.step, **sc, cpu_train=cpu,
+                    wall_train=wall, prune=S["infobatch_prune"], anneal=S["infobatch_anneal"], run=run.name))
 
 
 def wsd_S(R: list[dict]) -> tuple[int | None, bool]:
@@ -489,6 +525,7 @@ def run_wsd(st: Setup, work: Path, seeds: list[int]):
             with Clock() as c: tr.fit()
             add(dict(kind="full_small_wsd", seed=seed, fraction=p, steps=tr.step, **st.score(tr), cpu_train=c.cpu, wall_train=c.wall))
         subset_runs(st, seed, S_, work, kind="subset_wsd", ref=work / full["run"], schedule="wsd")
+        dynamic_wsd(st, seed, S_, work)
         summarise_wsd()
 
 
@@ -498,6 +535,7 @@ def summarise_wsd():
     if S_ is None: print("no 'wsd' full run yet"); return
     mean = lambda xs: float(np.mean(xs)) if xs else None
     full = [r for r in R if r["kind"] == "full_wsd" and r["steps"] == S_]
+    vae = next(({k: v for k, v in r.items() if k != "kind"} for r in R if r["kind"] == "vae"), None)
     fd_full, cpu_full = mean([r["fd"] for r in full]), mean([r["cpu_train"] for r in full])
     table, agg = [], {}
     for p in S["fractions"]:
@@ -506,22 +544,37 @@ def summarise_wsd():
                   and r["fraction"] == p]
             if not rs: continue
             cost = mean([r["cpu_train"] + r.get("cpu_selection", 0.0) + r.get("cpu_proxy", 0.0) for r in rs])
-            a = agg[(p, m)] = dict(fd=mean([r["fd"] for r in rs]), fd_std=float(np.std([r["fd"] for r in rs])), cost=cost, n=len(rs),
+            wall = mean([r["wall_train"] + r.get("wall_selection", 0.0) + r.get("wall_proxy", 0.0) for r in rs])
+            a = agg[(p, m)] = dict(wall=wall, fd=mean([r["fd"] for r in rs]), fd_std=float(np.std([r["fd"] for r in rs])), cost=cost, n=len(rs),
                                    precision=mean([r["precision"] for r in rs]), recall=mean([r["recall"] for r in rs]),
                                    steps=rs[0]["steps"])
             table.append({"method": "full data (same steps)" if m == "full" else m, "p": p, "steps": a["steps"], "seeds": a["n"],
                           "FD mean": a["fd"], "FD std": a["fd_std"], "FD / full(S)": a["fd"] / fd_full,
                           "precision": a["precision"], "recall": a["recall"], "CPU s (train+sel+DRO)": cost,
-                          "full cost / row cost": cpu_full / cost})
+                          "wall s": wall, "full cost / row cost": cpu_full / cost})
+    dyn = [r for r in R if r["kind"] == "dynamic_wsd" and r["steps_full"] == S_]
+    if dyn:                                    # InfoBatch-style dynamic pruning for the full data's epochs
+        a = agg[(1.0, "dynamic")] = dict(fd=mean([r["fd"] for r in dyn]), fd_std=float(np.std([r["fd"] for r in dyn])),
+                                         cost=mean([r["cpu_train"] for r in dyn]), wall=mean([r["wall_train"] for r in dyn]),
+                                         n=len(dyn), precision=mean([r["precision"] for r in dyn]),
+                                         recall=mean([r["recall"] for r in dyn]), steps=round(mean([r["steps"] for r in dyn])),
+                                         epochs=dyn[0]["epochs"])
+        table.append({"method": f"dynamic (InfoBatch {S['infobatch_prune']:g}, anneal {S['infobatch_anneal']:g})", "p": 1.0,
+                      "steps": a["steps"], "seeds": a["n"], "FD mean": a["fd"], "FD std": a["fd_std"], "FD / full(S)": a["fd"] / fd_full,
+                      "precision": a["precision"], "recall": a["recall"], "CPU s (train+sel+DRO)": a["cost"],
+                      "wall s": a["wall"], "full cost / row cost": cpu_full / a["cost"]})
     table.append({"method": "full data (S)", "p": 1.0, "steps": S_, "seeds": len(full), "FD mean": fd_full,
                   "FD std": float(np.std([r["fd"] for r in full])), "FD / full(S)": 1.0,
                   "precision": mean([r["precision"] for r in full]), "recall": mean([r["recall"] for r in full]),
-                  "CPU s (train+sel+DRO)": cpu_full, "full cost / row cost": 1.0})
+                  "CPU s (train+sel+DRO)": cpu_full, "wall s": mean([r["wall_train"] for r in full]), "full cost / row cost": 1.0})
     def best(m):
         hits = [(cpu_full / agg[(p, m)]["cost"], p) for p in S["fractions"] if (p, m) in agg
                 and agg[(p, m)]["n"] == len(full) and agg[(p, m)]["fd"] <= fd_full * (1 + S["match_tolerance"])]
         return max(hits) if hits else (None, None)
     sp = {m: dict(zip(("speedup", "fraction"), best(m))) for m in ("random", "gaussian", "gaussian+dro", "full")}
+    d = agg.get((1.0, "dynamic"))
+    sp["dynamic"] = (dict(speedup=cpu_full / d["cost"], fraction=1.0) if d and d["n"] == len(full)
+                     and d["fd"] <= fd_full * (1 + S["match_tolerance"]) else dict(speedup=None, fraction=None))
     seeds = sorted({r["seed"] for r in full})
     lad = sorted((r for r in R if r["kind"] == "full_wsd" and r["seed"] == 0), key=lambda r: r["steps"])
     draws = sorted((r for r in R if r["kind"] == "fd_draws"), key=lambda r: r["steps"])
@@ -536,6 +589,15 @@ def summarise_wsd():
                                                 if (p, m) in agg and (p, "full") in agg} for m in ("random", "gaussian", "gaussian+dro")},
                fd_ratio_vs_random={m: {str(p): agg[(p, m)]["fd"] / agg[(p, "random")]["fd"] for p in S["fractions"]
                                        if (p, m) in agg and (p, "random") in agg} for m in ("gaussian", "gaussian+dro")},
+               fd_ratio_vs_dynamic={m: {str(p): agg[(p, m)]["fd"] / d["fd"] for p in S["fractions"] if (p, m) in agg}
+                                    for m in ("random", "gaussian", "gaussian+dro")} if d else None,
+               dynamic=None if not d else dict(fd=d["fd"], fd_std=d["fd_std"], steps=d["steps"], seeds=d["n"], cpu_train=d["cost"],
+                                               speedup=cpu_full / d["cost"], prune=S["infobatch_prune"], anneal=S["infobatch_anneal"]),
+               dro_fd_ratio={str(p): agg[(p, "gaussian+dro")]["fd"] / agg[(p, "gaussian")]["fd"] for p in S["fractions"]
+                             if (p, "gaussian+dro") in agg and (p, "gaussian") in agg},
+               dataset="mnist (17,435-image train subset), downsampled 28->16 (antialiased bilinear)",
+               vae=vae, feature_classifier=S["classifier"], feature_classifier_test_acc=Setup_acc[0] if Setup_acc else None,
+               fd_real_test_vs_train=Setup_acc[1] if Setup_acc else None,
                goal="coreset + DRO within 10 % of the converged full FD at >= 3x less training, over 3 seeds",
                goal_met=bool(conv and len(seeds) >= 3 and (sp["gaussian+dro"]["speedup"] or 0) >= 3), rows=R)
     r2 = lambda v: "none" if v is None else f"{v:.2f}"
@@ -547,7 +609,19 @@ def summarise_wsd():
                 + f" (change in the mean over draws {100 * (draws[-1]['mean'] / draws[-2]['mean'] - 1):+.1f} %). ")
              + "Speed-up at matched FD (mean FD <= 1.10 x full, all seeds): "
              + "; ".join(f"{m} {r2(v['speedup'])}" + (f" (p={v['fraction']})" if v["fraction"] else "") for m, v in sp.items())
-             + f". Goal: {'met' if res['goal_met'] else 'NOT met'}. " + WSD_DOC.replace(chr(10), " "))
+             + f". Goal: {'met' if res['goal_met'] else 'NOT met'}. "
+             + ("" if not d else f"Dynamic pruning (InfoBatch-style, the field's cheap standard): the full data's "
+                f"{d['epochs']} epochs (S steps) with a random {S['infobatch_prune']:g} of the below-mean-loss "
+                f"samples dropped each epoch (all data in the last {1 - S['infobatch_anneal']:.1%} of the epochs), its own decay: "
+                f"{d['steps']} steps on average, FD {d['fd']:.3f} ({d['fd'] / fd_full:.2f} x full), {cpu_full / d['cost']:.2f}x less CPU, "
+                f"{d['n']} seed{'s' if d['n'] > 1 else ''}. ")
+             + ("" if not vae else f"VAE (reported apart, shared by every run; trained once in the constant protocol): "
+                f"{vae['steps']} steps, {vae['cpu_train']:.0f} s CPU training + {vae['cpu_encode']:.0f} s encoding the data once; "
+                f"test reconstruction MSE {vae['test_mse']:.4f}. ")
+             + (f"FD features: {S['classifier']}, test accuracy {100 * Setup_acc[0]:.1f} %; FD of the real test images to the "
+                f"train images {Setup_acc[1]:.3f} (a floor). " if Setup_acc else "")
+             + "Costs: CPU seconds at 1 torch thread (process_time), wall seconds beside them; the 2-core machine was shared "
+               "with other runs. " + WSD_DOC.replace(chr(10), " "))
     write("latent_pruning_wsd", res, "Pruning then reweighting a latent DM (VAE + DiT), MNIST 16x16: every budget with its own LR decay (CPU)",
           table, notes)
 
@@ -563,6 +637,8 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=S["seeds"])
     ap.add_argument("--fd-draws", action="store_true",
                     help="with --protocol wsd: only score the two rungs that fixed S with other sampler draws (FD noise)")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="with --protocol wsd: only the InfoBatch-style dynamic-pruning rows of --seeds (the field's cheap standard)")
     ap.add_argument("--extend", type=int, default=None, metavar="STEPS",
                     help="only the convergence probe: seed 0's full run continued to STEPS (a copy of its run folder)")
     args = ap.parse_args()
@@ -578,6 +654,11 @@ def main():
         st = Setup(work)
         Setup_acc[:] = [st.clf_acc, st.fd_real]
         if args.fd_draws: fd_spread(st, work); summarise_wsd(); return
+        if args.dynamic:
+            S_, _ = wsd_S(rows())
+            if S_ is None: sys.exit("run seed 0's ladder first (--protocol wsd): it decides S")
+            for seed in args.seeds: dynamic_wsd(st, seed, S_, work); summarise_wsd()
+            return
         run_wsd(st, work, args.seeds); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
     if args.report: summarise(); print((RESULTS / "latent_pruning.md").read_text()); return
     st = Setup(work)

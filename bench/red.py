@@ -132,14 +132,15 @@ def train_denoiser(name, setting, pairs, f, args, seed, gamma, lam, epochs, tag,
     l = 0.0 if st["lam"] == 0 else lam
     run = run_dir(name, setting, pairs, args, seed, g, l, epochs, tag)
     seed_everything(seed)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     tr = REDTrainer(DnCNN(pairs.shape[0], args.depth, args.width), pairs, f, setting=setting, gamma=g, lam=l, l1=args.l1,
                     epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False,
                     classifier_name=SETUPS[name]["victims"][0], run=run, resume=(run / "checkpoints").is_dir(),
                     device=args.device, eval_pairs=val).fit()
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
     n = max(1, len(tr.history) // 10)
-    info = {"seconds": secs, "steps": tr.step, "final_loss": float(np.mean(tr.history[-n:])) if tr.history else None,
+    # seconds: wall; cpu_seconds: process CPU (both of this call only: a resumed run counts the part after its resume)
+    info = {"seconds": secs, "cpu_seconds": cpu, "steps": tr.step, "final_loss": float(np.mean(tr.history[-n:])) if tr.history else None,
             "gamma": tr.gamma, "lam": tr.lam, "l1": tr.l1, "augment": list(tr.augment), "run": str(run),
             "val_curve": [{k: v for k, v in r.items() if k in ("epoch", "step") or k.startswith("val_")}   # per epoch
                           for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r]}
@@ -206,7 +207,8 @@ def tune(name, P, args, rows: Rows, run_cfg, log) -> dict:
         den, info = train_denoiser(name, setting, P["train"], P["f"], args, 0, g, g, args.tune_epochs, "tune", log)
         m = summarize(evaluate_red({setting: den}, P["val"], P["f"], methods=(), batch_size=128))[0]
         rows.add([{**key, "setting": setting, "gamma": g, "lam": g, "psnr": m["psnr"], "pa_adv": m["pa_adv"],
-                   "pa_benign": m["pa_benign"], "ssim": m["ssim"], "cells": m["cells"], "train_seconds": info["seconds"]}])
+                   "pa_benign": m["pa_benign"], "ssim": m["ssim"], "cells": m["cells"], "train_seconds": info["seconds"],
+                   "train_cpu_seconds": info["cpu_seconds"]}])
     return choose(rows.have(**key), grid, args.tune_epochs)
 
 
@@ -219,8 +221,8 @@ def choose(trs: list[dict], grid, epochs) -> dict:
             "criterion": f"largest PA_adv among gamma = lambda whose PSNR is within {PSNR_SLACK} dB of DO's "
                          f"(none within: the highest PSNR)", "within_slack": bool(ok),
             "gamma": best["gamma"], "lam": best["lam"], "do_psnr": do["psnr"], "do_pa_adv": do["pa_adv"],
-            "rows": [{k: r[k] for k in ("setting", "gamma", "lam", "psnr", "pa_adv", "pa_benign", "ssim", "train_seconds")}
-                     for r in trs]}
+            "rows": [{k: r.get(k) for k in ("setting", "gamma", "lam", "psnr", "pa_adv", "pa_benign", "ssim", "train_seconds",
+                                            "train_cpu_seconds")} for r in trs]}
 
 
 # ---------------------------------------------------------------- main run
