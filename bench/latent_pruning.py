@@ -8,7 +8,10 @@ calibration and the one encoding of the data are timed and reported apart), late
 DiTTransformer2DModel (4 layers, 4 heads x 16, patch 1) trained by DDPMTrainer with label dropout 0.1, sampled with
 DDIM (guidance scale 1), decoded by the VAE.
 
-Protocol ("converged", as for the pixel-space method; what this CPU could hold is stated in the result file):
+Two protocols. 'wsd' (the default; results/latent_pruning.{json,md}, rows latent_pruning.jsonl) is the headline: every
+budget ends with its own learning-rate decay, so the full data converges by budget (WSD_DOC below states it). 'constant'
+(results/latent_pruning_constant.*, rows latent_pruning_constant.jsonl) was the first: a constant learning rate after
+warm-up, FD read along one run; its full run never flattened on this CPU and it is kept for the record:
 - the full-data latent DM (seed 0) trains until its FD changes by less than 2 % over the last quarter of its steps,
   checked at S in LADDER (FD(S) vs FD(0.75 S)); S is the first such step count, or the last rung, flagged unconverged.
   The first run stopped at 2400 steps (FD still -19 % over its last quarter; rows in latent_pruning_s2400.jsonl);
@@ -28,15 +31,17 @@ training cost to S / (coreset training + surrogate features + scoring + DRO prox
 whose mean FD over the seeds is within 10 % of the converged full FD; the reference DM is the full run itself and is
 not counted (it is the run being sped up); the VAE is shared by all runs and reported apart.
 
-    EFFDATA_DATA=../shared/data nohup python bench/latent_pruning.py > /tmp/latent_pruning.log 2>&1 &
-    python bench/latent_pruning.py --report       # rewrite the .json/.md from the rows so far
-    python bench/latent_pruning.py --extend 16000 # convergence probe: seed 0's full run continued past S (a copy)
-    nohup python bench/latent_pruning.py --protocol wsd > bench/runs/latent_wsd.log 2>&1 &   # every budget with its own LR
-                                                  # decay, branched off the constant runs above (see WSD_DOC)
-    python bench/latent_pruning.py --protocol wsd --fd-draws   # the two rungs that fixed S, scored with 4 sampler
-                                                  # draws: how noisy is the 500-sample FD the 2 % rule reads?
+    EFFDATA_DATA=../shared/data nohup python bench/latent_pruning.py > bench/runs/latent_wsd.log 2>&1 &
+    python bench/latent_pruning.py --report              # rewrite latent_pruning.json/.md from the rows so far
+    python bench/latent_pruning.py --seeds 2             # one seed (seed 0 first: it fixes S); two processes may share
+                                                         # the rows file, one seed each
+    python bench/latent_pruning.py --dynamic --seeds 0 1 2   # only the InfoBatch-style dynamic-pruning rows
+    python bench/latent_pruning.py --fd-draws            # the two rungs that fixed S, scored with 4 sampler draws: how
+                                                         # noisy is the 500-sample FD the 2 % rule reads?
+    python bench/latent_pruning.py --protocol constant [--report | --extend 16000]   # the first protocol (the 'wsd'
+                                                         # budgets branch off its constant-LR runs and reuse its VAE)
 
-Rows are appended to results/latent_pruning.jsonl as each run finishes; a restart skips the finished ones.
+Rows are appended to the protocol's rows file as each run finishes; a restart skips the finished ones.
 """
 from __future__ import annotations
 
@@ -57,7 +62,8 @@ S = dict(dataset="mnist", image_size=16, preset="mnist16_dit", vae_steps=1000, l
          converge_tol=0.02, fractions=[0.1, 0.2, 0.3], seeds=[0, 1, 2], surrogate="pixels", score="gaussian",
          dro_steps=100, dro_step_size=1.0, dro_smoothing=1e-3, n_samples=500, sample_steps=20, guidance_scale=1.0,
          match_tolerance=0.10, infobatch_prune=0.5, infobatch_anneal=0.875, classifier="SmallCNN(width=32), 2 epochs, train split", threads=1)
-ROWS = RESULTS / "latent_pruning.jsonl"
+ROWS = RESULTS / "latent_pruning.jsonl"                  # protocol 'wsd'; 'constant': CONSTANT_ROWS
+CONSTANT_ROWS = RESULTS / "latent_pruning_constant.jsonl"
 # the first run (ladder 800-2400, capped at 2400 steps unconverged) is kept in results/latent_pruning_s2400.jsonl
 
 
@@ -227,12 +233,13 @@ def extend_full(st: Setup, work: Path, to: int) -> dict:
                     cpu_train=cpu, wall_train=wall, curve=curve))
 
 
-def subset_runs(st: Setup, seed: int, S_: int, work: Path, kind: str = "subset", ref: Path | None = None, **kw):
+def subset_runs(st: Setup, seed: int, S_: int, work: Path, kind: str = "subset", ref: Path | None = None,
+                fractions: list[float] | None = None, **kw):
     """Random, coreset and coreset + DRO at each kept fraction for p * S_ steps (rows of `kind`); `ref`: the DRO
     reference run folder (default: the seed's constant-LR full run); `kw`: trainer options (e.g. schedule='wsd')."""
     from effdata.latent import latent_reweight
     from effdata.selection import coreset, random_scores, select
-    for p in S["fractions"]:
+    for p in fractions or S["fractions"]:
         steps = max(1, round(p * S_))
         with Clock() as c:
             core = coreset(st.train, p, score=S["score"], encoder=S["surrogate"], seed=seed, progress=False)
@@ -359,7 +366,7 @@ def summarise():
              f"CPU seconds at 1 torch thread (process_time); the machine was shared with other jobs.")
     res["feature_classifier_test_acc"] = Setup_acc[0] if Setup_acc else None
     res["fd_real_test_vs_train"] = Setup_acc[1] if Setup_acc else None
-    write("latent_pruning", res, "Pruning then reweighting a latent DM (VAE + DiT) on MNIST 16x16, converged protocol (CPU)",
+    write("latent_pruning_constant", res, "Pruning then reweighting a latent DM (VAE + DiT) on MNIST 16x16, constant-LR protocol (CPU; never converged)",
           table or [{"method": "-", "note": "no subset run yet"}], notes)
 
 
@@ -367,7 +374,7 @@ Setup_acc: list = []
 
 
 # ---------------------------------------------------------------- protocol 'wsd'
-WSD_DOC = """Protocol 'wsd' (issue 19, third try; rows in results/latent_pruning_wsd.jsonl). The constant-LR full run never
+WSD_DOC = """Protocol 'wsd' (issue 19, third try; rows in results/latent_pruning.jsonl). The constant-LR full run never
 flattened: its FD fell by ~8 % over each last quarter up to 16000 steps (1.336 at 7200, 1.182 at 9600, 1.086 at 12000,
 1.001 at 16000: a power law in the steps, so a 2 % rule on a constant-LR curve would not fire within any CPU budget).
 Every budget now ends with its own learning-rate decay (warmup-stable-decay: constant, then linearly to 0 over the last
@@ -509,7 +516,8 @@ def fd_spread(st: Setup, work: Path) -> list[dict]:
     return out
 
 
-def run_wsd(st: Setup, work: Path, seeds: list[int]):
+def run_wsd(st: Setup, work: Path, seeds: list[int], fractions: list[float] | None = None):
+    "Seed 0's ladder (which fixes S), then every seed's rows; `fractions`: only these kept fractions (one seed, two processes)."
     if 0 in seeds or wsd_S(rows())[0] is None:
         for s0 in BRANCH:
             full_wsd(st, 0, s0, work)
@@ -519,12 +527,13 @@ def run_wsd(st: Setup, work: Path, seeds: list[int]):
     print(f"S = {S_} ({'converged' if conv else 'NOT converged: the ladder ran out'})", flush=True)
     for seed in seeds:
         full = full_wsd(st, seed, s0, work)
-        for p in S["fractions"]:
+        for p in fractions or S["fractions"]:
             if done("full_small_wsd", seed=seed, fraction=p): continue
             tr = trainer(st, seed, max(1, round(p * S_)), schedule="wsd")
             with Clock() as c: tr.fit()
             add(dict(kind="full_small_wsd", seed=seed, fraction=p, steps=tr.step, **st.score(tr), cpu_train=c.cpu, wall_train=c.wall))
-        subset_runs(st, seed, S_, work, kind="subset_wsd", ref=work / full["run"], schedule="wsd")
+        subset_runs(st, seed, S_, work, kind="subset_wsd", ref=work / full["run"], schedule="wsd", fractions=fractions)
+        if fractions: continue
         dynamic_wsd(st, seed, S_, work)
         summarise_wsd()
 
@@ -622,23 +631,25 @@ def summarise_wsd():
                 f"train images {Setup_acc[1]:.3f} (a floor). " if Setup_acc else "")
              + "Costs: CPU seconds at 1 torch thread (process_time), wall seconds beside them; the 2-core machine was shared "
                "with other runs. " + WSD_DOC.replace(chr(10), " "))
-    write("latent_pruning_wsd", res, "Pruning then reweighting a latent DM (VAE + DiT), MNIST 16x16: every budget with its own LR decay (CPU)",
+    write("latent_pruning", res, "Pruning then reweighting a latent DM (VAE + DiT), MNIST 16x16: every budget with its own LR decay (CPU)",
           table, notes)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--report", action="store_true", help="only rewrite results/latent_pruning.json/.md from the rows")
+    ap.add_argument("--report", action="store_true", help="only rewrite the protocol's result .json/.md from its rows")
     ap.add_argument("--work", default=str(Path(__file__).resolve().parent / "runs" / "latent_bench"),
                     help="folder for the VAE, caches and run folders (git-ignored)")
-    ap.add_argument("--protocol", choices=["constant", "wsd"], default="constant",
-                    help="constant: the constant-LR protocol (latent_pruning.*); wsd: every budget with its own decay "
-                         "(latent_pruning_wsd.*), see WSD_DOC")
+    ap.add_argument("--protocol", choices=["constant", "wsd"], default="wsd",
+                    help="wsd: every budget with its own decay (the headline, latent_pruning.*; see WSD_DOC); constant: "
+                         "the first, constant-LR protocol (latent_pruning_constant.*)")
     ap.add_argument("--seeds", type=int, nargs="+", default=S["seeds"])
+    ap.add_argument("--fractions", type=float, nargs="+", default=None, choices=S["fractions"],
+                    help="protocol wsd: only the rows at these kept fractions (to split a seed over two processes)")
     ap.add_argument("--fd-draws", action="store_true",
-                    help="with --protocol wsd: only score the two rungs that fixed S with other sampler draws (FD noise)")
+                    help="protocol wsd: only score the two rungs that fixed S with other sampler draws (FD noise)")
     ap.add_argument("--dynamic", action="store_true",
-                    help="with --protocol wsd: only the InfoBatch-style dynamic-pruning rows of --seeds (the field's cheap standard)")
+                    help="protocol wsd: only the InfoBatch-style dynamic-pruning rows of --seeds (the field's cheap standard)")
     ap.add_argument("--extend", type=int, default=None, metavar="STEPS",
                     help="only the convergence probe: seed 0's full run continued to STEPS (a copy of its run folder)")
     args = ap.parse_args()
@@ -646,21 +657,23 @@ def main():
     work = Path(args.work); work.mkdir(parents=True, exist_ok=True)
     if (work / "clf_acc.json").exists(): Setup_acc[:] = json.loads((work / "clf_acc.json").read_text())
     if args.protocol == "wsd":
-        global ROWS
-        ROWS = RESULTS / "latent_pruning_wsd.jsonl"
         if not done("vae") and (work / "vae").exists():            # the VAE the constant protocol trained (and timed)
-            if (v := Rows(RESULTS / "latent_pruning.jsonl").first(kind="vae")): add(v)
-        if args.report: summarise_wsd(); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
+            if (v := Rows(CONSTANT_ROWS).first(kind="vae")): add(v)
+        if args.report: summarise_wsd(); print((RESULTS / "latent_pruning.md").read_text()); return
         st = Setup(work)
         Setup_acc[:] = [st.clf_acc, st.fd_real]
         if args.fd_draws: fd_spread(st, work); summarise_wsd(); return
         if args.dynamic:
             S_, _ = wsd_S(rows())
-            if S_ is None: sys.exit("run seed 0's ladder first (--protocol wsd): it decides S")
+            if S_ is None: sys.exit("run seed 0's ladder first (python bench/latent_pruning.py --seeds 0): it decides S")
             for seed in args.seeds: dynamic_wsd(st, seed, S_, work); summarise_wsd()
             return
-        run_wsd(st, work, args.seeds); print((RESULTS / "latent_pruning_wsd.md").read_text()); return
-    if args.report: summarise(); print((RESULTS / "latent_pruning.md").read_text()); return
+        run_wsd(st, work, args.seeds, args.fractions)
+        if args.fractions: return
+        print((RESULTS / "latent_pruning.md").read_text()); return
+    global ROWS
+    ROWS = CONSTANT_ROWS
+    if args.report: summarise(); print((RESULTS / "latent_pruning_constant.md").read_text()); return
     st = Setup(work)
     (work / "clf_acc.json").write_text(json.dumps([st.clf_acc, st.fd_real])); Setup_acc[:] = [st.clf_acc, st.fd_real]
     print(f"feature net test accuracy {st.clf_acc:.4f}", flush=True)
@@ -674,7 +687,7 @@ def main():
         subset_runs(st, seed, S_, work)
         summarise()
     summarise()
-    print((RESULTS / "latent_pruning.md").read_text())
+    print((RESULTS / "latent_pruning_constant.md").read_text())
 
 
 if __name__ == "__main__":
