@@ -401,6 +401,25 @@ def wsd_budget(s0: int, w: int) -> int:
     return w + math.ceil((s0 - w) / (1 - Fraction(WSD_DECAY).limit_denominator(1000)))
 
 
+def drop_unrecorded(run: Path, spent: list[dict]):
+    "Remove the run folder's checkpoints whose CPU `spent` has no record of (cut off by a kill: their cost is unknown)."
+    import shutil
+    for c in (run / "checkpoints").glob("step-*") if (run / "checkpoints").exists() else []:
+        if int(c.name.split("-")[-1]) not in {x["step"] for x in spent}: shutil.rmtree(c)
+
+
+def fit_in_chunks(tr, side: Path, spent: list[dict], stop: int, chunk: int, label: str) -> tuple[float, float]:
+    """Train `tr` to step `stop` (or its end) in chunks of `chunk` steps; after each, its checkpoint and the CPU / wall
+    seconds so far (appended to `spent`, saved to `side`): a kill loses one chunk. Returns the CPU and wall seconds."""
+    cpu, wall = (spent[-1]["cpu"], spent[-1]["wall"]) if spent else (0.0, 0.0)
+    while tr.step < min(stop, tr.total_steps):
+        with Clock() as c: tr.fit(max_steps=min(stop, tr.step + chunk))
+        cpu, wall = cpu + c.cpu, wall + c.wall
+        spent.append(dict(step=tr.step, cpu=cpu, wall=wall)); side.write_text(json.dumps(spent))
+        print(f"  {label}: step {tr.step} of {min(stop, tr.total_steps)} ({cpu:.0f} s CPU from step 0)", flush=True)
+    return cpu, wall
+
+
 def trunk_ckpt(st: Setup, seed: int, s0: int, work: Path) -> tuple[Path, float, float]:
     """A checkpoint of seed's constant-LR full run at step s0, with the CPU and wall seconds it took from step 0. Looks in
     the full run, seed 0's probe copy and the extension run; else extends (a constant-LR branch off the newest one)."""
@@ -418,19 +437,13 @@ def trunk_ckpt(st: Setup, seed: int, s0: int, work: Path) -> tuple[Path, float, 
     if not below: sys.exit(f"seed {seed}: no constant-LR checkpoint below step {s0} to extend (run the constant protocol first)")
     step, ck, cpu, wall = max(below)
     run, side = work / f"trunk{seed}", work / f"trunk{seed}.curve.json"
-    recorded = {c["step"] for c in json.loads(side.read_text())} if side.exists() else set()
-    for c in (run / "checkpoints").glob("step-*") if (run / "checkpoints").exists() else []:
-        if int(c.name.split("-")[-1]) not in recorded: shutil.rmtree(c)     # cut off by a kill: its CPU is unknown
-    resume = bool(recorded)
-    if not resume: shutil.rmtree(run, ignore_errors=True)
-    init = json.loads((run / "config.json").read_text())["init_from"] if resume else str(ck)
-    tr = trainer(st, seed, TRUNK_STEPS, run=run, resume=resume, schedule="constant", init_from=init)
     curve = json.loads(side.read_text()) if side.exists() else []
-    while tr.step < s0:                # in chunks, each a checkpoint with its CPU beside it: a kill loses one chunk
-        with Clock() as c: tr.fit(max_steps=min(s0, tr.step + TRUNK_CHUNK))
-        cpu, wall = cpu + c.cpu, wall + c.wall
-        curve.append(dict(step=tr.step, cpu=cpu, wall=wall)); side.write_text(json.dumps(curve))
-        print(f"  constant-LR run of seed {seed} extended to step {tr.step} ({cpu:.0f} s CPU from step 0)", flush=True)
+    drop_unrecorded(run, curve)
+    if not curve: shutil.rmtree(run, ignore_errors=True)
+    init = json.loads((run / "config.json").read_text())["init_from"] if curve else str(ck)
+    tr = trainer(st, seed, TRUNK_STEPS, run=run, resume=bool(curve), schedule="constant", init_from=init)
+    if not curve: curve.append(dict(step=step, cpu=cpu, wall=wall))     # the branch point's cost from step 0
+    cpu, wall = fit_in_chunks(tr, side, curve, s0, TRUNK_CHUNK, f"constant-LR run of seed {seed} extended")
     return run / "checkpoints" / f"step-{s0:09d}", cpu, wall
 
 
@@ -466,20 +479,12 @@ def dynamic_wsd(st: Setup, seed: int, S_: int, work: Path, chunk: int = 4000) ->
     epochs = max(1, round(S_ * st.cfg.batch_size / len(st.train)))
     run, side = work / f"dyn{seed}_{S_}", work / f"dyn{seed}_{S_}.cost.json"
     spent = json.loads(side.read_text()) if side.exists() else []
-    for c in (run / "checkpoints").glob("step-*") if (run / "checkpoints").exists() else []:
-        if int(c.name.split("-")[-1]) not in {x["step"] for x in spent}: shutil.rmtree(c)   # cut off by a kill: CPU unknown
+    drop_unrecorded(run, spent)
     if not spent: shutil.rmtree(run, ignore_errors=True)
     tr = LatentDDPMTrainer(st.train, st.vae, st.cfg, latents=st.z, epochs=epochs, seed=seed, run=run, resume=bool(spent),
                            dynamic=InfoBatch(S["infobatch_prune"], S["infobatch_anneal"]), schedule="wsd",
                            ckpt_every=10**9, progress=False)
-    cpu, wall = (spent[-1]["cpu"], spent[-1]["wall"]) if spent else (0.0, 0.0)
-    while True:
-        before = tr.step
-        with Clock() as c: tr.fit(max_steps=tr.step + chunk)
-        cpu += c.cpu; wall += c.wall
-        spent.append(dict(step=tr.step, cpu=cpu, wall=wall)); side.write_text(json.dumps(spent))
-        print(f"  dynamic seed {seed}: step {tr.step} of {tr.total_steps} ({cpu:.0f} s CPU)", flush=True)
-        if tr.step - before < chunk or tr.step >= tr.total_steps: break
+    cpu, wall = fit_in_chunks(tr, side, spent, 10**12, chunk, f"dynamic seed {seed}")
     sc = st.score(tr)
     print(f"  dynamic seed {seed} ({epochs} epochs, {tr.step} steps): FD {sc['fd']:.3f}", flush=True)
     return add(dict(kind="dynamic_wsd", seed=seed, steps_full=S_, epochs=epochs, steps=tr.step, **sc, cpu_train=cpu,
